@@ -1,0 +1,48 @@
+"""The one command table every platform dispatches through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from bot.core import dialogue, similar
+from bot.core.replies import Invocation, Reply, Section, SectionKind
+from bot.core.services import CoreServices
+
+Handler = Callable[[CoreServices, Invocation], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str
+    summary: str
+    handler: Handler
+
+
+async def _help(services: CoreServices, invocation: Invocation) -> Reply:
+    lines = [f"`{command.usage}` — {command.summary}" for command in COMMANDS.values()]
+    lines.append("Approve, reject, regenerate or edit a scene with the buttons under it.")
+    return Reply(title="writersroom commands", sections=(Section(SectionKind.TEXT, "\n".join(lines)),))
+
+
+COMMANDS: dict[str, Command] = {
+    command.name: command
+    for command in (
+        Command("dialogue", "/dialogue <situation> [characters: A, B] [tone: …]",
+                "write a scene in screenplay format, grounded in the library", dialogue.dialogue),
+        Command("similar", "/similar <logline or pasted scene>",
+                "find the closest scenes and scripts in the library", similar.similar),
+        Command("help", "/help", "show this list", _help),
+    )
+}
+
+
+async def dispatch(services: CoreServices, name: str, invocation: Invocation) -> Reply:
+    """Run a command by name; an unknown name gets the help text."""
+    command = COMMANDS.get(name.lstrip("/").lower())
+    if command is None:
+        reply = await _help(services, invocation)
+        note = Section(SectionKind.ERROR, f"Unknown command `/{name.lstrip('/')}`.")
+        return Reply(title=reply.title, sections=(note, *reply.sections), is_error=True)
+    return await command.handler(services, invocation)

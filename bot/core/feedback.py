@@ -1,0 +1,72 @@
+"""Approve, reject, edit or regenerate a generation; state lives in the store, so a
+button clicked hours later, after a restart, still lands on the right generation."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.core.dialogue import scene_reply, write_scene
+from bot.core.llm_client import GenerationError
+from bot.core.replies import ActionKind, Invocation, Reply, Section, SectionKind, error_reply
+from bot.core.services import CoreServices
+from bot.store import queries
+from bot.store.db import session_scope
+
+_VERBS = {ActionKind.APPROVE: "approved", ActionKind.REJECT: "rejected", ActionKind.EDIT: "edited and approved"}
+
+
+async def record(services: CoreServices, invocation: Invocation, *, generation_id: int, kind: ActionKind,
+                 edited_text: str | None = None) -> Reply:
+    if kind is ActionKind.REGENERATE:
+        return await regenerate(services, invocation, generation_id=generation_id)
+    if kind is ActionKind.EDIT and not (edited_text or "").strip():
+        return error_reply("Edit", "The edited scene is empty; nothing was recorded.")
+    try:
+        summary, created = await asyncio.to_thread(_store_feedback, services, invocation, generation_id, kind,
+                                                   edited_text)
+    except LookupError:
+        return error_reply("Feedback", f"Generation {generation_id} does not exist (was it deleted?).")
+    who = invocation.user_name or invocation.user_id
+    lead = f"{who} {_VERBS[kind]} generation {generation_id}." if created else \
+        f"{who} had already {_VERBS[kind]} generation {generation_id}; nothing changed."
+    state = f"Approvals: {summary.approvals} · Rejections: {summary.rejections} · Edits: {summary.edits}"
+    return Reply(title="Feedback", sections=(Section(SectionKind.TEXT, f"{lead}\n{state}"),),
+                 generation_id=generation_id, metadata={"created": created})
+
+
+def _store_feedback(services: CoreServices, invocation: Invocation, generation_id: int, kind: ActionKind,
+                    edited_text: str | None):
+    with session_scope(services.sessions) as session:
+        if queries.get_generation(session, generation_id=generation_id) is None:
+            raise LookupError(generation_id)
+        user = queries.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
+                                          display_name=invocation.user_name)
+        _, created = queries.record_feedback(session, generation_id=generation_id, user=user, kind=kind.value,
+                                             edited_text=edited_text, delivery_id=invocation.delivery_id)
+        if kind is ActionKind.EDIT:
+            # An edit is submitted as "edited and approved"; the store counts only approvals as approvals.
+            delivery = f"{invocation.delivery_id}:approve" if invocation.delivery_id else None
+            queries.record_feedback(session, generation_id=generation_id, user=user, kind=ActionKind.APPROVE.value,
+                                    delivery_id=delivery)
+        session.flush()
+        return queries.feedback_summary(session, generation_id=generation_id), created
+
+
+async def regenerate(services: CoreServices, invocation: Invocation, *, generation_id: int) -> Reply:
+    prompt = await asyncio.to_thread(_prompt_of, services, generation_id)
+    if prompt is None:
+        return error_reply("Regenerate", f"Generation {generation_id} does not exist.")
+    again = Invocation(platform=invocation.platform, room_id=invocation.room_id, user_id=invocation.user_id,
+                       text=prompt, user_name=invocation.user_name, room_name=invocation.room_name,
+                       thread_id=invocation.thread_id)
+    try:
+        scene = await write_scene(services, again, parent_id=generation_id)
+    except GenerationError as exc:
+        return error_reply("Regenerate", str(exc))
+    return scene_reply(scene)
+
+
+def _prompt_of(services: CoreServices, generation_id: int) -> str | None:
+    with session_scope(services.sessions) as session:
+        generation = queries.get_generation(session, generation_id=generation_id)
+        return generation.prompt if generation else None

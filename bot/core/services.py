@@ -1,0 +1,46 @@
+"""What the core commands need from the outside world, wired once per process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from retrieval.types import SceneHit
+
+from bot.core.llm_client import ChatClient
+from bot.settings import Settings
+
+
+class SceneSearch(Protocol):
+    def search(self, query: str, *, k: int = 5) -> list[SceneHit]: ...
+
+
+@dataclass
+class CoreServices:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    chat: ChatClient
+    searcher_factory: Callable[[], SceneSearch]
+    model_name: str | None = None  # None: ask the backend's /v1/models once
+    _searcher: SceneSearch | None = field(default=None, init=False, repr=False)
+    _searcher_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def searcher(self) -> SceneSearch:
+        """Loaded on first use: the embedder takes seconds to load and not every command needs it."""
+        with self._searcher_lock:
+            if self._searcher is None:
+                self._searcher = self.searcher_factory()
+            return self._searcher
+
+    async def search(self, query: str, *, k: int) -> list[SceneHit]:
+        return await asyncio.to_thread(lambda: self.searcher().search(query, k=k))
+
+    async def base_model(self) -> str:
+        if self.model_name is None:
+            names = await self.chat.models()
+            self.model_name = names[0]
+        return self.model_name

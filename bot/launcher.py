@@ -1,0 +1,156 @@
+"""`writersroom start`: everything a fresh machine needs, then the bots or the local room.
+
+Order: models (idempotent) -> store schema -> bundled corpus on first run -> backend
+(a child process, unless WRITERSROOM_BACKEND_URL points elsewhere) -> Slack and/or
+Discord when their tokens are set, else the local room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bot.settings import Settings
+
+
+class LaunchError(RuntimeError):
+    """Start-up cannot go on; the message says why and what to do."""
+
+
+def say(message: str) -> None:
+    print(f"[writersroom] {message}", flush=True)
+
+
+def provision_models(settings: Settings) -> None:
+    from backend.provision import (
+        EMBEDDER_NAME,
+        GENERATOR_NAME,
+        ProvisionError,
+        provision_embedder,
+        provision_generator,
+    )
+
+    cache = settings.model_cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        if settings.model.embedder == EMBEDDER_NAME:
+            provision_embedder(cache, index_url=settings.model.pip_index_url, say=say)
+        if settings.model.generator == GENERATOR_NAME and not settings.general.backend_url:
+            provision_generator(cache, index_url=settings.model.pip_index_url, say=say)
+    except ProvisionError as exc:
+        raise LaunchError(str(exc)) from None
+
+
+def corpus_paths(settings: Settings) -> list[Path]:
+    from retrieval.bundled import bundled_corpus_dir
+
+    paths = [bundled_corpus_dir()] if settings.retrieval.ingest_bundled_corpus else []
+    return paths + [Path(path).expanduser() for path in settings.retrieval.corpus_dirs]
+
+
+def ingest_on_first_run(settings: Settings) -> None:
+    from retrieval.index import SceneIndex
+
+    if SceneIndex.exists(settings.index_dir):
+        return
+    paths = corpus_paths(settings)
+    if not paths:
+        return
+    from bot.runtime import embedder_path
+    from retrieval.embed import Embedder
+    from retrieval.ingest import ingest_paths
+
+    say(f"first run: ingesting {', '.join(str(path) for path in paths)} into {settings.index_dir}")
+    embedder = Embedder(embedder_path(settings), batch_size=settings.retrieval.batch_size)
+    report = ingest_paths(paths, index_dir=settings.index_dir, embedder=embedder, progress=True)
+    say(f"ingest: {report}")
+
+
+def start_backend(settings: Settings) -> subprocess.Popen | None:
+    """Run the backend as a child process unless a backend URL is configured."""
+    if settings.general.backend_url:
+        return None
+    say(f"starting the generation backend on {settings.backend.host}:{settings.backend.port}")
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "backend", "serve"])
+
+
+def wait_for_backend(settings: Settings, child: subprocess.Popen | None) -> None:
+    health = settings.backend_url.rstrip("/").removesuffix("/v1") + "/health"
+    deadline = time.monotonic() + settings.backend.startup_timeout_s
+    while time.monotonic() < deadline:
+        if child is not None and child.poll() is not None:
+            raise LaunchError(f"the generation backend exited with status {child.returncode}; see its log above")
+        try:
+            if httpx.get(health, timeout=2).status_code == 200:
+                say("generation backend ready")
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    raise LaunchError(f"the generation backend at {health} did not answer within "
+                      f"{settings.backend.startup_timeout_s:.0f} s (WRITERSROOM_BACKEND_STARTUP_TIMEOUT_S)")
+
+
+async def run_slack(settings: Settings, services, *, port: int | None = None, socket_mode: bool = False) -> None:
+    from bot.slack.run import run_http, run_socket_mode
+
+    if socket_mode:
+        await run_socket_mode(settings, services)
+    else:
+        await run_http(settings, services, port=port or settings.slack.port)
+
+
+async def run_discord(settings: Settings, services) -> None:
+    from bot.discord.client import run_bot
+
+    await run_bot(settings, services)
+
+
+async def run_chat(settings: Settings, *, open_room: bool) -> None:
+    from bot.runtime import build_services
+
+    services = build_services(settings)
+    runners = []
+    if settings.slack.bot_token and settings.slack.signing_secret:
+        say("Slack token set: starting the Slack bot")
+        runners.append(run_slack(settings, services, socket_mode=bool(settings.slack.app_token)))
+    if settings.discord.bot_token:
+        say("Discord token set: starting the Discord bot")
+        runners.append(run_discord(settings, services))
+    if runners:
+        await asyncio.gather(*runners)
+    elif open_room:
+        from bot.local.room import run_room
+
+        say("no Slack or Discord token set: opening the local room")
+        await run_room(services)
+
+
+def start(settings: Settings, *, open_room: bool = True) -> None:
+    from bot.store.db import upgrade
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    provision_models(settings)
+    upgrade(settings.database_url)
+    ingest_on_first_run(settings)
+    child = start_backend(settings)
+    try:
+        wait_for_backend(settings, child)
+        asyncio.run(run_chat(settings, open_room=open_room))
+        if not open_room and child is not None:
+            say("serving; Ctrl-C stops")
+            child.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()

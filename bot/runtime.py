@@ -1,0 +1,42 @@
+"""Wire the core's services from settings, once per process."""
+
+from __future__ import annotations
+
+from backend.provision import EMBEDDER_NAME, resolve_model
+from bot.core.llm_client import ChatClient
+from bot.core.services import CoreServices, SceneSearch
+from bot.settings import Settings
+from bot.store.db import make_engine, make_session_factory, upgrade
+
+
+def open_store(settings: Settings):
+    """Bring the schema up to date and return a session factory."""
+    upgrade(settings.database_url)
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def embedder_path(settings: Settings) -> str:
+    return resolve_model(settings.model.embedder, default_name=EMBEDDER_NAME, cache_dir=settings.model_cache_dir)
+
+
+def make_searcher(settings: Settings) -> SceneSearch:
+    # Imported here: the embedder pulls in torch, which only retrieval commands need.
+    from retrieval.embed import Embedder
+    from retrieval.search import SceneSearcher
+
+    return SceneSearcher(settings.index_dir, Embedder(embedder_path(settings), batch_size=settings.retrieval.batch_size))
+
+
+def chat_client(settings: Settings) -> ChatClient:
+    api_key = settings.backend.api_key.get_secret_value() if settings.backend.api_key else None
+    return ChatClient(settings.backend_url, api_key=api_key, timeout_s=settings.generation.timeout_s)
+
+
+def build_services(settings: Settings, *, model_name: str | None = None) -> CoreServices:
+    return CoreServices(
+        settings=settings,
+        sessions=open_store(settings),
+        chat=chat_client(settings),
+        searcher_factory=lambda: make_searcher(settings),
+        model_name=model_name,
+    )

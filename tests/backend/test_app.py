@@ -1,0 +1,123 @@
+"""The backend speaks the OpenAI API: proven with the official `openai` client over a
+real socket, on a tiny model built from a config."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from backend.app import MAX_TOKENS_CAP, create_app
+from tests.support.servers import serve_asgi
+
+
+@pytest.fixture(scope="module")
+def server(tiny_generator):
+    with serve_asgi(create_app(tiny_generator)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tiny_generator):
+    with serve_asgi(create_app(tiny_generator, api_key="s3cret-key-for-tests")) as url:
+        yield url
+
+
+def client(url: str, key: str = "none") -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def test_models_lists_the_base_model(server):
+    assert [model.id for model in client(server).models.list()] == ["tiny"]
+
+
+def test_chat_completion_with_the_official_client(server):
+    completion = client(server).chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "Scene: a detective corners her partner."}],
+        max_tokens=12, temperature=0.7, extra_body={"repetition_penalty": 1.15, "seed": 1})
+    choice = completion.choices[0]
+    assert choice.message.role == "assistant"
+    assert choice.finish_reason in ("stop", "length")
+    assert 0 < completion.usage.completion_tokens <= 12
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+
+
+def test_same_seed_gives_the_same_scene(server):
+    ask = dict(model="tiny", messages=[{"role": "user", "content": "MAYA"}], max_tokens=10,
+               extra_body={"seed": 7})
+    first = client(server).chat.completions.create(**ask).choices[0].message.content
+    second = client(server).chat.completions.create(**ask).choices[0].message.content
+    assert first == second
+
+
+def test_streaming_is_read_by_the_official_client(server):
+    ask = dict(model="tiny", messages=[{"role": "user", "content": "COLE"}], max_tokens=8, extra_body={"seed": 3})
+    whole = client(server).chat.completions.create(**ask).choices[0].message.content
+    chunks = list(client(server).chat.completions.create(**ask, stream=True))
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks) == whole
+
+
+def test_unknown_model_is_404_naming_the_available_ones(server):
+    with pytest.raises(openai.NotFoundError) as error:
+        client(server).chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
+    assert "tiny" in str(error.value)
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    ({"model": "tiny", "messages": []}, "messages"),
+    ({"model": "tiny", "messages": [{"role": "user", "content": "   "}]}, "empty"),
+    ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens"),
+    ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": MAX_TOKENS_CAP + 1}, "max_tokens"),
+    ({"model": "tiny", "messages": [{"role": "wizard", "content": "hi"}]}, "role"),
+])
+def test_bad_requests_get_400_with_an_openai_error_body(server, payload, fragment):
+    response = httpx.post(f"{server}/v1/chat/completions", json=payload)
+    assert response.status_code == 400
+    assert fragment in response.json()["error"]["message"]
+
+
+def test_invalid_json_is_400(server):
+    response = httpx.post(f"{server}/v1/chat/completions", content=b"{not json",
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "Request body is not valid JSON."
+
+
+def test_prompt_beyond_the_context_window_is_400(server):
+    long_prompt = "rain " * 400  # the tiny model's window is 256 tokens
+    with pytest.raises(openai.BadRequestError) as error:
+        client(server).chat.completions.create(model="tiny", messages=[{"role": "user", "content": long_prompt}],
+                                               max_tokens=16)
+    assert "context window" in str(error.value)
+
+
+def test_api_key_is_required_when_set(keyed_server):
+    with pytest.raises(openai.AuthenticationError):
+        client(keyed_server, key="wrong").models.list()
+    assert [model.id for model in client(keyed_server, key="s3cret-key-for-tests").models.list()] == ["tiny"]
+    assert httpx.get(f"{keyed_server}/health").status_code == 200  # probes need no key
+
+
+def test_metrics_count_requests_and_tokens(server):
+    client(server).chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+    metrics = httpx.get(f"{server}/metrics").text
+    assert 'writersroom_backend_requests_total{model="tiny",outcome="ok"}' in metrics
+    assert "writersroom_backend_completion_tokens_total" in metrics
+
+
+def test_a_crash_in_one_request_fails_only_that_request(tiny_generator):
+    class Flaky:
+        name, context_window, calls = "tiny", 256, 0
+
+        def generate(self, messages, params):
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise RuntimeError("CUDA error: device-side assert")
+            return tiny_generator.generate(messages, params)
+
+    with serve_asgi(create_app(Flaky())) as url:
+        with pytest.raises(openai.InternalServerError):
+            client(url).chat.completions.create(model="tiny", messages=[{"role": "user", "content": "a"}], max_tokens=4)
+        ok = client(url).chat.completions.create(model="tiny", messages=[{"role": "user", "content": "a"}], max_tokens=4)
+        assert ok.choices[0].message.role == "assistant"

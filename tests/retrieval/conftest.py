@@ -1,0 +1,63 @@
+"""Fixtures for retrieval tests: fixture data paths and a tiny real embedder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+DATA = Path(os.environ.get("WRITERSROOM_TEST_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+FIXTURES = DATA / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.skip(f"fixture data not found at {FIXTURES} (set WRITERSROOM_TEST_DATA)")
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder_dir(tmp_path_factory) -> Path:
+    from tiny_embedder import build_tiny_embedder
+
+    return build_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder"))
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_embedder_dir):
+    from retrieval.embed import Embedder
+
+    return Embedder(tiny_embedder_dir, batch_size=64)
+
+
+class CountingEmbedder:
+    """The tiny embedder, counting what it is asked to embed (to prove skips skip)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+        self.model_id = inner.model_id
+        self.texts_encoded = 0
+
+    def encode(self, texts, *, progress: bool = False):
+        self.texts_encoded += len(texts)
+        return self.inner.encode(texts, progress=progress)
+
+
+@pytest.fixture
+def counting_embedder(tiny_embedder) -> CountingEmbedder:
+    return CountingEmbedder(tiny_embedder)
+
+
+# TEMPORARY fallback until tests/conftest.py provides `embedder_dir`; remove then.
+@pytest.fixture(scope="session")
+def embedder_dir() -> Path:
+    value = os.environ.get("WRITERSROOM_TEST_EMBEDDER_DIR")
+    if not value:
+        pytest.skip("set WRITERSROOM_TEST_EMBEDDER_DIR to an all-MiniLM-L6-v2 directory")
+    return Path(value)

@@ -1,0 +1,81 @@
+"""An OpenAI-compatible chat server on a loopback socket that answers with a fixed scene.
+
+For tests of the chat side only (bots, local room): the real backend and the real
+model are tested on their own in tests/backend. `delay_s` makes it slow, `fail_with`
+makes it answer an error status, and `requests` records what the bot sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CANNED_SCENE = """EXT. ALLEY - NIGHT
+
+Rain hammers the dumpsters. MAYA blocks the only way out.
+
+MAYA
+You sold us out, Cole.
+
+COLE
+(backing away)
+I kept you alive."""
+
+
+@dataclass
+class FakeBackend:
+    scene: str = CANNED_SCENE
+    model: str = "fake-model"
+    delay_s: float = 0.0
+    fail_with: int | None = None
+    requests: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep test output clean
+                pass
+
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": backend.model, "object": "model"}]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                backend.requests.append(body)
+                time.sleep(backend.delay_s)
+                if backend.fail_with:
+                    self._send(backend.fail_with, {"error": {"message": "backend unavailable", "type": "server_error"}})
+                    return
+                self._send(200, {
+                    "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": backend.model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": backend.scene},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+                })
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> "FakeBackend":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
