@@ -104,5 +104,10 @@ def _drop_cut_off_tail(text: str) -> str:
     if not text or text[-1] in ".!?\"')—-:" or "\n" not in text:
         return text
     head, _, tail = text.rpartition("\n")
-    # Only the last line is unfinished; keep it when dropping would leave nothing useful.
-    return head.rstrip() if len(head) > 40 and not tail.isupper() else text
+    if len(head) <= 40 or tail.isupper():  # dropping would leave nothing useful, or it is a cue
+        return text
+    head = head.rstrip()
+    before, _, last = head.rpartition("\n")
+    if last.isupper() and len(last) < 40 and before:  # a cue whose dialogue was the cut-off line
+        head = before.rstrip()
+    return head

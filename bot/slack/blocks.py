@@ -12,7 +12,7 @@ still works after the bot restarts.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bot.core.replies import ActionKind, Citation, Reply, Section, SectionKind
 
@@ -42,7 +42,6 @@ class Rendered:
     text: str  # notification / screen-reader fallback
     truncated: bool = False
     full_screenplay: str | None = None  # set when truncated: upload it as a file
-    extra: dict = field(default_factory=dict)
 
 
 def action_id(kind: ActionKind) -> str:

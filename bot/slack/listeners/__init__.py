@@ -1,0 +1,1 @@
+"""Bolt listeners, one module per group, each with a `register(app, services)`."""

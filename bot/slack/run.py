@@ -1,0 +1,84 @@
+"""Run the Slack bot: over HTTP (Slack POSTs to /slack/events) or over Socket Mode.
+
+    from bot.runtime import build_services
+    from bot.settings import load_settings
+    settings = load_settings()
+    run_http(settings, build_services(settings))      # or run_socket_mode(settings, ...)
+
+HTTP mode needs a public URL configured in the Slack app for slash commands and
+interactivity; Socket Mode needs only the app-level token (SLACK_APP_TOKEN, xapp-).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+
+from bot.core.services import CoreServices
+from bot.settings import Settings
+from bot.slack.app import SlackConfigError, build_app
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+
+
+async def start_http(app: AsyncApp, *, host: str = "0.0.0.0", port: int = 3000,
+                     path: str = EVENTS_PATH) -> web.AppRunner:
+    """Serve `app` on host:port in the running loop; returns the runner (`await runner.cleanup()` stops it)."""
+    runner = web.AppRunner(app.web_app(path=path, port=port), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host=host, port=port).start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port actually bound (useful with port=0)."""
+    for address in runner.addresses:
+        return address[1]
+    raise RuntimeError("the server is not listening")
+
+
+async def serve_http(settings: Settings, services: CoreServices, *, port: int | None = None,
+                     host: str = "0.0.0.0") -> None:
+    """Serve until cancelled."""
+    app = build_app(settings, services)
+    runner = await start_http(app, host=host, port=port or settings.slack.port)
+    log.info("Slack bot listening on http://%s:%s%s", host, bound_port(runner), EVENTS_PATH)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run_http(settings: Settings, services: CoreServices, *, port: int | None = None, host: str = "0.0.0.0") -> None:
+    """Blocking: serve /slack/events until interrupted."""
+    try:
+        asyncio.run(serve_http(settings, services, port=port, host=host))
+    except KeyboardInterrupt:
+        pass
+
+
+async def serve_socket_mode(settings: Settings, services: CoreServices) -> None:
+    """Connect to Slack over Socket Mode and handle events until cancelled."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    if settings.slack.app_token is None:
+        raise SlackConfigError("SLACK_APP_TOKEN is not set (the xapp- app-level token for Socket Mode)")
+    app = build_app(settings, services, socket_mode=True)
+    handler = AsyncSocketModeHandler(app, settings.slack.app_token.get_secret_value())
+    try:
+        await handler.start_async()
+    finally:
+        await handler.close_async()
+
+
+def run_socket_mode(settings: Settings, services: CoreServices) -> None:
+    """Blocking: Socket Mode until interrupted."""
+    try:
+        asyncio.run(serve_socket_mode(settings, services))
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,133 @@
+"""The core commands end to end below the platforms: a real SQLite store, a loopback
+OpenAI-compatible fake backend (the real one is tested in tests/backend)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.core.commands import dispatch
+from bot.core.feedback import record
+from bot.core.replies import ActionKind, Invocation, SectionKind
+from bot.store import queries
+from bot.store.db import session_scope
+from tests.support.core_services import make_core_services
+from tests.support.fake_backend import CANNED_SCENE, FakeBackend
+
+
+@pytest.fixture
+def backend():
+    with FakeBackend() as fake:
+        yield fake
+
+
+@pytest.fixture
+def services(tmp_path, backend):
+    return make_core_services(tmp_path, backend.url)
+
+
+def ask(text: str, user: str = "U1", delivery: str | None = None) -> Invocation:
+    return Invocation(platform="slack", room_id="T1:C1", user_id=user, user_name=user.lower(), text=text,
+                      delivery_id=delivery)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_dialogue_answers_with_a_scene_buttons_and_sources(services, backend):
+    reply = run(dispatch(services, "dialogue", ask("a robot boots up in a lab characters: Bob tone: wry")))
+    assert not reply.is_error
+    assert reply.sections[0].kind is SectionKind.SCREENPLAY
+    assert reply.sections[0].body == CANNED_SCENE
+    assert [action.kind for action in reply.actions] == list(ActionKind)
+    assert {action.value for action in reply.actions} == {str(reply.generation_id)}
+    assert reply.citations[0].title == "Cyber Bob: Episode 1"
+    sent = backend.requests[0]
+    assert sent["model"] == "fake-model" and sent["temperature"] == 0.7 and sent["repetition_penalty"] == 1.15
+    assert "Characters: BOB" in sent["messages"][-1]["content"]
+    with session_scope(services.sessions) as session:
+        generation = queries.get_generation(session, generation_id=reply.generation_id)
+        assert generation.output == CANNED_SCENE
+        assert generation.retrieved_scene_ids[0] == "cyber-bob-ep00001#0.0"
+        assert generation.model == "fake-model" and generation.adapter is None
+
+
+def test_empty_and_oversized_prompts_get_a_clear_message_and_record_nothing(services, backend):
+    empty = run(dispatch(services, "dialogue", ask("   ")))
+    huge = run(dispatch(services, "dialogue", ask("x" * 5000)))
+    assert empty.is_error and "Describe the situation" in empty.text
+    assert huge.is_error and "limit is 1,500" in huge.text
+    assert backend.requests == []
+
+
+def test_backend_down_is_a_message_not_a_crash(tmp_path):
+    services = make_core_services(tmp_path, "http://127.0.0.1:9/v1")
+    services.model_name = "any"
+    reply = run(dispatch(services, "dialogue", ask("two sisters argue")))
+    assert reply.is_error and "not reachable" in reply.text
+
+
+def test_backend_error_status_is_shown(tmp_path):
+    with FakeBackend(fail_with=503) as failing:
+        services = make_core_services(tmp_path, failing.url)
+        reply = run(dispatch(services, "dialogue", ask("two sisters argue")))
+    assert reply.is_error and "503" in reply.text and "backend unavailable" in reply.text
+
+
+def test_double_approval_counts_once_and_two_approvers_count_twice(services):
+    scene = run(dispatch(services, "dialogue", ask("a robot boots up")))
+    first = run(record(services, ask(""), generation_id=scene.generation_id, kind=ActionKind.APPROVE))
+    again = run(record(services, ask(""), generation_id=scene.generation_id, kind=ActionKind.APPROVE))
+    other = run(record(services, ask("", user="U2"), generation_id=scene.generation_id, kind=ActionKind.APPROVE))
+    assert first.metadata["created"] and not again.metadata["created"]
+    assert "already approved" in again.text
+    assert "Approvals: 2" in other.text
+
+
+def test_an_edit_is_an_approval_whose_text_is_used_for_training(services):
+    scene = run(dispatch(services, "dialogue", ask("a robot boots up")))
+    edited = "INT. LAB - NIGHT\n\nBOB\nI am awake."
+    reply = run(record(services, ask("", delivery="d-1"), generation_id=scene.generation_id, kind=ActionKind.EDIT,
+                       edited_text=edited))
+    redelivered = run(record(services, ask("", delivery="d-1"), generation_id=scene.generation_id,
+                             kind=ActionKind.EDIT, edited_text=edited))
+    assert "Edits: 1" in reply.text and "Approvals: 1" in reply.text
+    assert not redelivered.metadata["created"]
+    with session_scope(services.sessions) as session:
+        examples = queries.approved_examples(session)
+    assert [example.text for example in examples] == [edited]
+
+
+def test_empty_edit_records_nothing(services):
+    scene = run(dispatch(services, "dialogue", ask("a robot boots up")))
+    reply = run(record(services, ask(""), generation_id=scene.generation_id, kind=ActionKind.EDIT, edited_text=" "))
+    assert reply.is_error
+    with session_scope(services.sessions) as session:
+        assert queries.feedback_summary(session, generation_id=scene.generation_id).edits == 0
+
+
+def test_regenerate_writes_a_new_scene_linked_to_the_old(services, backend):
+    scene = run(dispatch(services, "dialogue", ask("a robot boots up")))
+    again = run(record(services, ask(""), generation_id=scene.generation_id, kind=ActionKind.REGENERATE))
+    assert again.generation_id not in (None, scene.generation_id)
+    with session_scope(services.sessions) as session:
+        assert queries.get_generation(session, generation_id=again.generation_id).parent_id == scene.generation_id
+    assert backend.requests[1]["messages"] == backend.requests[0]["messages"]
+
+
+def test_feedback_on_a_missing_generation_says_so(services):
+    reply = run(record(services, ask(""), generation_id=999, kind=ActionKind.APPROVE))
+    assert reply.is_error and "999" in reply.text
+
+
+def test_similar_lists_the_closest_scenes_best_first(services):
+    reply = run(dispatch(services, "similar", ask("he will not come tonight")))
+    assert reply.citations[0].title == "Bianca"
+    assert reply.text.startswith("1. Bianca")
+
+
+def test_unknown_command_gets_help(services):
+    reply = run(dispatch(services, "summon", ask("")))
+    assert reply.is_error and "Unknown command `/summon`" in reply.text and "/dialogue" in reply.text

@@ -1,0 +1,359 @@
+"""A small Discord on a loopback socket: the REST routes and the gateway that discord.py uses.
+
+The unmodified discord.py client talks to it exactly as it talks to Discord:
+
+    REST (aiohttp, under /api/v10)
+      GET  /users/@me                              login
+      GET  /oauth2/applications/@me                application info at login
+      GET  /gateway/bot                            announces ws://127.0.0.1:<port>/gateway
+      PUT  /applications/{app}/commands            global command sync
+      PUT  /applications/{app}/guilds/{g}/commands guild command sync
+      POST /interactions/{id}/{token}/callback     acknowledgements (defer = type 5, modal = 9)
+      POST /webhooks/{app}/{token}                 followups (JSON or multipart with files)
+      PATCH/GET /webhooks/{app}/{token}/messages/{id}
+    Gateway (websocket at /gateway)
+      -> op 10 HELLO; <- op 2 IDENTIFY; -> READY; <- op 1 heartbeat; -> op 11 ACK
+      -> INTERACTION_CREATE, sent by `command()`, `click()` and `submit_modal()`
+
+Everything the bot sends is kept (`callbacks`, `followups`, `commands`, `unhandled`)
+for the tests to inspect. Only what the writersroom bot needs is emulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import WSMsgType, web
+
+API_PREFIX = "/api/v10"
+HEARTBEAT_INTERVAL_MS = 41_250
+PERMISSIONS_ALL = "2251799813685247"
+
+
+def _iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+
+
+@dataclass
+class Callback:
+    interaction_id: int
+    token: str
+    type: int
+    data: dict[str, Any]
+
+
+@dataclass
+class Followup:
+    application_id: int
+    token: str
+    payload: dict[str, Any]  # the JSON the bot sent (payload_json for multipart)
+    files: dict[str, bytes]  # filename -> content
+    message: dict[str, Any]  # the message object answered
+
+
+@dataclass
+class DiscordEmulator:
+    application_id: int = 900_000_000_000_000_001
+    bot_user_id: int = 900_000_000_000_000_001
+    guild_id: int = 800_000_000_000_000_001
+    channel_id: int = 700_000_000_000_000_001
+    user: dict[str, Any] = field(default_factory=lambda: {
+        "id": "600000000000000001", "username": "maya", "global_name": "Maya", "discriminator": "0",
+        "avatar": None})
+    callbacks: list[Callback] = field(default_factory=list)
+    followups: list[Followup] = field(default_factory=list)
+    commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "global" or guild id -> commands
+    unhandled: list[str] = field(default_factory=list)
+    identifies: int = 0
+
+    def __post_init__(self) -> None:
+        self._ids = itertools.count(int(time.time() * 1000 - 1_420_070_400_000) << 22)
+        self._runner: web.AppRunner | None = None
+        self._sockets: list[web.WebSocketResponse] = []
+        self._ready = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._seq = 0
+        self.messages: dict[int, dict[str, Any]] = {}
+        self.port = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> "DiscordEmulator":
+        app = web.Application(client_max_size=50 * 1024 * 1024)
+        api = API_PREFIX
+        app.router.add_get(f"{api}/users/@me", self._me)
+        app.router.add_get(f"{api}/oauth2/applications/@me", self._application)
+        app.router.add_get(f"{api}/gateway/bot", self._gateway_bot)
+        app.router.add_get(f"{api}/gateway", self._gateway_bot)
+        app.router.add_put(f"{api}/applications/{{app}}/commands", self._sync_commands)
+        app.router.add_put(f"{api}/applications/{{app}}/guilds/{{guild}}/commands", self._sync_commands)
+        app.router.add_post(f"{api}/interactions/{{id}}/{{token}}/callback", self._callback)
+        app.router.add_post(f"{api}/webhooks/{{app}}/{{token}}", self._followup)
+        app.router.add_patch(f"{api}/webhooks/{{app}}/{{token}}/messages/{{message}}", self._edit_message)
+        app.router.add_get(f"{api}/webhooks/{{app}}/{{token}}/messages/{{message}}", self._get_message)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/{tail:.*}", self._unhandled)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> "DiscordEmulator":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def new_id(self) -> int:
+        return next(self._ids)
+
+    # -- REST ----------------------------------------------------------------------------------
+
+    def _bot_user(self) -> dict[str, Any]:
+        return {"id": str(self.bot_user_id), "username": "writersroom", "discriminator": "0", "avatar": None,
+                "global_name": None, "bot": True, "verified": True, "mfa_enabled": False, "flags": 0}
+
+    async def _me(self, request: web.Request) -> web.Response:
+        return web.json_response(self._bot_user())
+
+    async def _application(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "id": str(self.application_id), "name": "writersroom", "description": "", "icon": None,
+            "bot_public": False, "bot_require_code_grant": False, "verify_key": "00", "flags": 0,
+            "owner": {"id": self.user["id"], "username": "owner", "discriminator": "0", "avatar": None},
+            "team": None, "redirect_uris": [], "interactions_endpoint_url": None,
+        })
+
+    async def _gateway_bot(self, request: web.Request) -> web.Response:
+        return web.json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": {
+            "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}})
+
+    async def _sync_commands(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        scope = request.match_info.get("guild", "global")
+        answered = []
+        for command in payload:
+            answered.append({
+                "id": str(self.new_id()), "application_id": str(self.application_id), "version": "1",
+                "default_member_permissions": None, "dm_permission": True, "nsfw": False, "type": 1,
+                "options": [], **command,
+                **({"guild_id": scope} if scope != "global" else {}),
+            })
+        async with self._changed:
+            self.commands[scope] = answered
+            self._changed.notify_all()
+        return web.json_response(answered)
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        body = await _json_or_multipart(request)
+        payload = body[0]
+        callback = Callback(int(request.match_info["id"]), request.match_info["token"], payload["type"],
+                            payload.get("data") or {})
+        async with self._changed:
+            self.callbacks.append(callback)
+            self._changed.notify_all()
+        return web.json_response({"interaction": {
+            "id": str(callback.interaction_id), "type": 2,
+            "response_message_loading": callback.type == 5, "response_message_ephemeral": False}})
+
+    async def _followup(self, request: web.Request) -> web.Response:
+        payload, files = await _json_or_multipart(request)
+        message = self._message(payload, files)
+        followup = Followup(int(request.match_info["app"]), request.match_info["token"], payload, files, message)
+        async with self._changed:
+            self.messages[int(message["id"])] = message
+            self.followups.append(followup)
+            self._changed.notify_all()
+        return web.json_response(message)
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        payload, files = await _json_or_multipart(request)
+        message = self.messages.get(int(request.match_info["message"])) if request.match_info["message"].isdigit() \
+            else None
+        if message is None:
+            return web.json_response({"message": "Unknown Message", "code": 10008}, status=404)
+        message.update({key: payload[key] for key in ("content", "embeds", "components") if key in payload})
+        message["edited_timestamp"] = _iso_now()
+        return web.json_response(message)
+
+    async def _get_message(self, request: web.Request) -> web.Response:
+        key = request.match_info["message"]
+        message = self.messages.get(int(key)) if key.isdigit() else None
+        if message is None:
+            return web.json_response({"message": "Unknown Message", "code": 10008}, status=404)
+        return web.json_response(message)
+
+    async def _unhandled(self, request: web.Request) -> web.Response:
+        self.unhandled.append(f"{request.method} {request.path}")
+        return web.json_response({"message": "404: Not Found (emulator)", "code": 0}, status=404)
+
+    def _message(self, payload: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        message_id = self.new_id()
+        attachments = [
+            {"id": str(self.new_id()), "filename": name, "size": len(content),
+             "url": f"http://127.0.0.1:{self.port}/attachments/{message_id}/{name}",
+             "proxy_url": f"http://127.0.0.1:{self.port}/attachments/{message_id}/{name}"}
+            for name, content in files.items()
+        ]
+        return {
+            "id": str(message_id), "type": 0, "channel_id": str(self.channel_id), "guild_id": str(self.guild_id),
+            "author": self._bot_user(), "content": payload.get("content") or "", "timestamp": _iso_now(),
+            "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
+            "mention_roles": [], "attachments": attachments, "embeds": payload.get("embeds") or [],
+            "components": payload.get("components") or [], "pinned": False, "flags": payload.get("flags") or 0,
+            "webhook_id": str(self.application_id), "application_id": str(self.application_id),
+        }
+
+    # -- gateway -------------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}, "s": None, "t": None})
+        try:
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    continue
+                message = json.loads(frame.data)
+                if message["op"] == 1:
+                    await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
+                elif message["op"] == 2:
+                    self.identifies += 1
+                    await self._dispatch(ws, "READY", {
+                        "v": 10, "user": self._bot_user(), "guilds": [], "session_id": f"session-{self.identifies}",
+                        "resume_gateway_url": self.gateway_url, "shard": [0, 1],
+                        "application": {"id": str(self.application_id), "flags": 0},
+                    })
+                    self._ready.set()
+        finally:
+            if ws in self._sockets:
+                self._sockets.remove(ws)
+            if not self._sockets:
+                self._ready.clear()
+        return ws
+
+    async def _dispatch(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
+        self._seq += 1
+        await ws.send_json({"op": 0, "t": event, "s": self._seq, "d": data})
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Until a client has identified on the gateway."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def dispatch_interaction(self, interaction: dict[str, Any]) -> dict[str, Any]:
+        if not self._sockets:
+            raise RuntimeError("no client connected to the gateway")
+        await self._dispatch(self._sockets[-1], "INTERACTION_CREATE", interaction)
+        return interaction
+
+    # -- interactions the tests send -----------------------------------------------------------
+
+    def _interaction(self, type_: int, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        interaction_id = self.new_id()
+        return {
+            "id": str(interaction_id), "application_id": str(self.application_id), "type": type_,
+            "token": f"token-{interaction_id}", "version": 1, "data": data,
+            "guild_id": str(self.guild_id), "channel_id": str(self.channel_id),
+            "channel": {"id": str(self.channel_id), "type": 0, "guild_id": str(self.guild_id),
+                        "name": "writers-room", "position": 0, "permission_overwrites": [], "nsfw": False,
+                        "parent_id": None},
+            "member": {"user": dict(self.user), "roles": [], "joined_at": "2024-01-01T00:00:00+00:00",
+                       "deaf": False, "mute": False, "flags": 0, "permissions": PERMISSIONS_ALL, "nick": None},
+            "app_permissions": PERMISSIONS_ALL, "locale": "en-US", "guild_locale": "en-US", "entitlements": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id)}, "context": 0,
+            "attachment_size_limit": 26_214_400, **extra,
+        }
+
+    async def command(self, name: str, **options: Any) -> int:
+        """A slash command typed in the channel; returns the interaction id."""
+        scope = str(self.guild_id) if str(self.guild_id) in self.commands else "global"
+        known = {command["name"]: command for command in self.commands.get(scope, [])}
+        if name not in known:
+            raise KeyError(f"/{name} was never synced (synced: {sorted(known)})")
+        data = {"id": known[name]["id"], "name": name, "type": 1,
+                "options": [{"name": key, "type": 3, "value": value} for key, value in options.items()]}
+        if scope != "global":
+            data["guild_id"] = scope
+        interaction = await self.dispatch_interaction(self._interaction(2, data))
+        return int(interaction["id"])
+
+    async def click(self, message: dict[str, Any], custom_id: str) -> int:
+        """A button press on a message the bot sent; returns the interaction id."""
+        data = {"custom_id": custom_id, "component_type": 2}
+        interaction = await self.dispatch_interaction(self._interaction(3, data, message=message))
+        return int(interaction["id"])
+
+    async def submit_modal(self, modal: dict[str, Any], values: dict[str, str],
+                           message: dict[str, Any] | None = None) -> int:
+        """Submit a modal the bot opened (the `data` of its type-9 callback) with new text input values."""
+        rows = []
+        for row in modal.get("components", []):
+            inputs = [row["component"]] if "component" in row else row.get("components", [])
+            for component in inputs:
+                if component.get("type") == 4:
+                    value = values.get(component["custom_id"], component.get("value", ""))
+                    answer = {"type": 4, "custom_id": component["custom_id"], "value": value}
+                    if "component" in row:  # a Label (type 18) wraps one component
+                        rows.append({"type": 18, "id": row.get("id"), "component": answer})
+                    else:
+                        rows.append({"type": 1, "components": [answer]})
+        data = {"custom_id": modal["custom_id"], "components": rows}
+        extra = {"message": message} if message is not None else {}
+        interaction = await self.dispatch_interaction(self._interaction(5, data, **extra))
+        return int(interaction["id"])
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Until predicate() is truthy (re-checked whenever the bot calls a route); returns its value."""
+        async def until() -> Any:
+            async with self._changed:
+                while not (value := predicate()):
+                    await self._changed.wait()
+                return value
+        return await asyncio.wait_for(until(), timeout)
+
+    async def callback_for(self, interaction_id: int, timeout: float = 10.0) -> Callback:
+        return await self.wait_for(
+            lambda: next((c for c in self.callbacks if c.interaction_id == interaction_id), None), timeout)
+
+    async def followup_for(self, interaction_id: int, timeout: float = 20.0) -> Followup:
+        token = f"token-{interaction_id}"
+        return await self.wait_for(lambda: next((f for f in self.followups if f.token == token), None), timeout)
+
+
+async def _json_or_multipart(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The JSON payload and any files, whether the bot sent JSON or multipart/form-data."""
+    if not request.content_type.startswith("multipart/"):
+        return (await request.json() if request.can_read_body else {}), {}
+    payload: dict[str, Any] = {}
+    files: dict[str, bytes] = {}
+    reader = await request.multipart()
+    async for part in reader:
+        if part.name == "payload_json":
+            payload = json.loads(await part.text())
+        else:
+            files[part.filename or part.name or "file"] = bytes(await part.read())
+    return payload, files

@@ -1,0 +1,228 @@
+"""The real discord.py, unmodified, against the loopback Discord emulator and the fake backend.
+
+Each test starts the emulator, points the bot's REST base at it (the gateway URL comes
+from the emulator's GET /gateway/bot), and drives interactions over the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import discord
+import pytest
+
+from bot.discord.client import build_bot
+from bot.discord.render import COLOUR_ERROR, SCENE_FILENAME
+from bot.discord.views import custom_id, parse_custom_id
+from bot.core.replies import ActionKind
+from bot.store import queries
+from bot.store.db import session_scope
+from tests.discord.emulator import DiscordEmulator
+from tests.support.core_services import make_core_services
+from tests.support.fake_backend import CANNED_SCENE, FakeBackend
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = "emulator.bot.token"
+SITUATION = "a detective corners her former partner in a rainy alley"
+
+
+@asynccontextmanager
+async def running_bot(services):
+    """A fresh bot instance (one 'process'), connected and ready; closed on exit."""
+    bot = build_bot(services.settings, services)
+    ready = asyncio.Event()
+
+    async def on_ready() -> None:
+        ready.set()
+
+    bot.add_listener(on_ready, "on_ready")
+    task = asyncio.create_task(bot.start(TOKEN))
+    try:
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({waiter, task}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()  # start() ended early: raise its error
+        assert waiter in done, "the bot did not become ready"
+        yield bot
+    finally:
+        await bot.close()
+        await asyncio.wait_for(task, 10)
+
+
+@asynccontextmanager
+async def discord_room(tmp_path: Path, backend: FakeBackend):
+    async with DiscordEmulator() as emulator:
+        services = make_core_services(tmp_path, backend.url,
+                                      discord={"api_url": emulator.api_url, "guild_id": emulator.guild_id})
+        yield emulator, services
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def _button_ids(message: dict) -> list[str]:
+    return [component["custom_id"] for row in message["components"] for component in row["components"]]
+
+
+def _summary(services, generation_id: int):
+    with session_scope(services.sessions) as session:
+        return queries.feedback_summary(session, generation_id=generation_id)
+
+
+def test_dialogue_defers_then_follows_up_with_scene_and_buttons(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with FakeBackend() as backend:
+            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(services):
+                synced = emulator.commands[str(emulator.guild_id)]
+                assert {command["name"] for command in synced} == {"dialogue", "similar", "wr-help"}
+                assert emulator.unhandled == []
+
+                interaction_id = await emulator.command("dialogue", situation=SITUATION, tone="noir")
+                callback = await emulator.callback_for(interaction_id)
+                assert callback.type == 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE: "is thinking…"
+                followup = await emulator.followup_for(interaction_id)
+
+                embed = followup.message["embeds"][0]
+                assert embed["description"].startswith("```fountain\n")
+                assert "You sold us out, Cole." in embed["description"]
+                assert any(field["name"] == "Drawn on" for field in embed.get("fields", []))
+                ids = _button_ids(followup.message)
+                kinds_and_ids = [parse_custom_id(value) for value in ids]
+                generation_id = kinds_and_ids[0][1]
+                assert [kind for kind, _ in kinds_and_ids] == list(ActionKind)
+                assert ids == [custom_id(kind, generation_id) for kind in ActionKind]
+                assert "tone: noir" in backend.requests[-1]["messages"][-1]["content"].lower() or \
+                    "noir" in str(backend.requests[-1]["messages"]).lower()
+                with session_scope(services.sessions) as session:
+                    generation = queries.get_generation(session, generation_id=generation_id)
+                    assert generation is not None and "You sold us out" in generation.output
+                    assert generation.room.external_id == f"{emulator.guild_id}:{emulator.channel_id}"
+
+    _run(scenario())
+
+
+def test_approve_click_after_restart_records_one_approval(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with FakeBackend() as backend:
+            async with discord_room(tmp_path, backend) as (emulator, services):
+                async with running_bot(services):
+                    first = await emulator.command("dialogue", situation=SITUATION)
+                    message = (await emulator.followup_for(first)).message
+                generation_id = parse_custom_id(_button_ids(message)[0])[1]
+
+                async with running_bot(services):  # a new process: nothing of the old view is in memory
+                    assert emulator.identifies == 2
+                    click = await emulator.click(message, custom_id(ActionKind.APPROVE, generation_id))
+                    assert (await emulator.callback_for(click)).type == 5
+                    answer = (await emulator.followup_for(click)).message["embeds"][0]["description"]
+                    assert f"approved generation {generation_id}" in answer
+                    again = await emulator.click(message, custom_id(ActionKind.APPROVE, generation_id))
+                    assert "already" in (await emulator.followup_for(again)).message["embeds"][0]["description"]
+
+                summary = _summary(services, generation_id)
+                assert summary.approvals == 1 and summary.rejections == 0
+                assert summary.approvers == ["Maya"]
+
+    _run(scenario())
+
+
+def test_edit_opens_prefilled_modal_and_records_edit(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with FakeBackend() as backend:
+            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(services):
+                first = await emulator.command("dialogue", situation=SITUATION)
+                message = (await emulator.followup_for(first)).message
+                generation_id = parse_custom_id(_button_ids(message)[0])[1]
+
+                click = await emulator.click(message, custom_id(ActionKind.EDIT, generation_id))
+                modal = await emulator.callback_for(click)
+                assert modal.type == 9  # MODAL
+                text_inputs = [c for row in modal.data["components"]
+                               for c in ([row["component"]] if "component" in row else row["components"])]
+                assert "You sold us out, Cole." in text_inputs[0]["value"]
+
+                edited = CANNED_SCENE.replace("You sold us out", "You sold me out")
+                submit = await emulator.submit_modal(modal.data, {text_inputs[0]["custom_id"]: edited}, message)
+                assert (await emulator.callback_for(submit)).type == 5
+                answer = (await emulator.followup_for(submit)).message["embeds"][0]["description"]
+                assert "edited and approved" in answer
+                summary = _summary(services, generation_id)
+                assert summary.edits == 1 and summary.latest_edit == edited
+
+    _run(scenario())
+
+
+def test_regenerate_and_similar_and_help(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with FakeBackend() as backend:
+            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(services):
+                first = await emulator.command("dialogue", situation=SITUATION)
+                message = (await emulator.followup_for(first)).message
+                generation_id = parse_custom_id(_button_ids(message)[0])[1]
+
+                click = await emulator.click(message, custom_id(ActionKind.REGENERATE, generation_id))
+                again = (await emulator.followup_for(click)).message
+                new_id = parse_custom_id(_button_ids(again)[0])[1]
+                assert new_id != generation_id
+                assert "You sold us out" in again["embeds"][0]["description"]
+
+                similar = await emulator.command("similar", text="BOB boots up in the lab")
+                embed = (await emulator.followup_for(similar)).message["embeds"][0]
+                assert embed["fields"][0]["name"].startswith("1. Cyber Bob: Episode 1")
+                assert (await emulator.followup_for(similar)).message["components"] == []
+
+                help_ = await emulator.command("wr-help")
+                assert "/dialogue" in (await emulator.followup_for(help_)).message["embeds"][0]["description"]
+
+    _run(scenario())
+
+
+def test_long_scene_is_attached_as_a_file(tmp_path: Path) -> None:
+    long_scene = "\n\n".join(f"MAYA\nLine {n} of a very long argument in the rain." for n in range(200))
+    long_scene = "EXT. ALLEY - NIGHT\n\n" + long_scene
+
+    async def scenario() -> None:
+        with FakeBackend(scene=long_scene) as backend:
+            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(services):
+                first = await emulator.command("dialogue", situation=SITUATION)
+                followup = await emulator.followup_for(first)
+                assert len(followup.message["embeds"][0]["description"]) <= 4096
+                assert followup.message["attachments"][0]["filename"] == SCENE_FILENAME
+                assert "Line 199 of a very long argument" in followup.files[SCENE_FILENAME].decode()
+                assert _button_ids(followup.message)  # the buttons are still there
+
+    _run(scenario())
+
+
+def test_backend_down_shows_a_clear_error(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with FakeBackend(fail_with=503) as backend:
+            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(services):
+                interaction_id = await emulator.command("dialogue", situation=SITUATION)
+                assert (await emulator.callback_for(interaction_id)).type == 5
+                message = (await emulator.followup_for(interaction_id)).message
+                embed = message["embeds"][0]
+                assert embed["color"] == COLOUR_ERROR.value
+                assert "generation backend" in embed["description"]
+                assert "503" in embed["description"]
+                assert message["components"] == []
+
+    _run(scenario())
+
+
+def test_backend_unreachable_still_answers(tmp_path: Path) -> None:
+    """Not even the model list: the core raises something other than GenerationError."""
+    async def scenario() -> None:
+        async with DiscordEmulator() as emulator:
+            services = make_core_services(tmp_path, "http://127.0.0.1:9/v1",
+                                          discord={"api_url": emulator.api_url, "guild_id": emulator.guild_id})
+            async with running_bot(services):
+                interaction_id = await emulator.command("dialogue", situation=SITUATION)
+                embed = (await emulator.followup_for(interaction_id)).message["embeds"][0]
+                assert embed["color"] == COLOUR_ERROR.value
+
+    _run(scenario())
