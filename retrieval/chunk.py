@@ -9,7 +9,7 @@ windows, everything after the first page of a scene would be invisible to search
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from retrieval.model import Scene, Script
 

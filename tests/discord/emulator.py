@@ -135,10 +135,10 @@ class DiscordEmulator:
                 "global_name": None, "bot": True, "verified": True, "mfa_enabled": False, "flags": 0}
 
     async def _me(self, request: web.Request) -> web.Response:
-        return web.json_response(self._bot_user())
+        return _json(self._bot_user())
 
     async def _application(self, request: web.Request) -> web.Response:
-        return web.json_response({
+        return _json({
             "id": str(self.application_id), "name": "writersroom", "description": "", "icon": None,
             "bot_public": False, "bot_require_code_grant": False, "verify_key": "00", "flags": 0,
             "owner": {"id": self.user["id"], "username": "owner", "discriminator": "0", "avatar": None},
@@ -146,7 +146,7 @@ class DiscordEmulator:
         })
 
     async def _gateway_bot(self, request: web.Request) -> web.Response:
-        return web.json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": {
+        return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": {
             "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}})
 
     async def _sync_commands(self, request: web.Request) -> web.Response:
@@ -163,7 +163,7 @@ class DiscordEmulator:
         async with self._changed:
             self.commands[scope] = answered
             self._changed.notify_all()
-        return web.json_response(answered)
+        return _json(answered)
 
     async def _callback(self, request: web.Request) -> web.Response:
         body = await _json_or_multipart(request)
@@ -173,7 +173,7 @@ class DiscordEmulator:
         async with self._changed:
             self.callbacks.append(callback)
             self._changed.notify_all()
-        return web.json_response({"interaction": {
+        return _json({"interaction": {
             "id": str(callback.interaction_id), "type": 2,
             "response_message_loading": callback.type == 5, "response_message_ephemeral": False}})
 
@@ -185,28 +185,28 @@ class DiscordEmulator:
             self.messages[int(message["id"])] = message
             self.followups.append(followup)
             self._changed.notify_all()
-        return web.json_response(message)
+        return _json(message)
 
     async def _edit_message(self, request: web.Request) -> web.Response:
         payload, files = await _json_or_multipart(request)
         message = self.messages.get(int(request.match_info["message"])) if request.match_info["message"].isdigit() \
             else None
         if message is None:
-            return web.json_response({"message": "Unknown Message", "code": 10008}, status=404)
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
         message.update({key: payload[key] for key in ("content", "embeds", "components") if key in payload})
         message["edited_timestamp"] = _iso_now()
-        return web.json_response(message)
+        return _json(message)
 
     async def _get_message(self, request: web.Request) -> web.Response:
         key = request.match_info["message"]
         message = self.messages.get(int(key)) if key.isdigit() else None
         if message is None:
-            return web.json_response({"message": "Unknown Message", "code": 10008}, status=404)
-        return web.json_response(message)
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        return _json(message)
 
     async def _unhandled(self, request: web.Request) -> web.Response:
         self.unhandled.append(f"{request.method} {request.path}")
-        return web.json_response({"message": "404: Not Found (emulator)", "code": 0}, status=404)
+        return _json({"message": "404: Not Found (emulator)", "code": 0}, status=404)
 
     def _message(self, payload: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
         message_id = self.new_id()
@@ -342,6 +342,11 @@ class DiscordEmulator:
     async def followup_for(self, interaction_id: int, timeout: float = 20.0) -> Followup:
         token = f"token-{interaction_id}"
         return await self.wait_for(lambda: next((f for f in self.followups if f.token == token), None), timeout)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    """discord.py parses a body as JSON only when Content-Type is exactly application/json (no charset)."""
+    return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"})
 
 
 async def _json_or_multipart(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:

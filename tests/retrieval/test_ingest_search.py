@@ -123,3 +123,17 @@ def test_search_on_an_empty_index(tmp_path, tiny_embedder):
 def test_missing_path_is_an_error_not_a_crash(tmp_path, tiny_embedder):
     report = ingest_paths([tmp_path / "nope"], index_dir=tmp_path / "idx", embedder=tiny_embedder, progress=False)
     assert report.files_seen == 0 and "no such file" in report.errors[0]
+
+
+def test_importing_retrieval_does_not_pull_in_torch():
+    """bot.core imports retrieval; the bot process must stay free of torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, retrieval.search, retrieval.ingest, retrieval.embed, retrieval.index, retrieval.parse;"
+        "bad = {'torch', 'sentence_transformers', 'transformers'} & set(sys.modules);"
+        "assert not bad, bad"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

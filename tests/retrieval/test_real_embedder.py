@@ -32,7 +32,7 @@ def searcher(real_embedder, tmp_path_factory):
         CORPUS / "plays" / "amdracor" / "crothers-the-rector.xml",
     ]
     report = ingest_paths(paths, index_dir=index_dir, embedder=real_embedder, progress=False)
-    assert report.errors == [] and report.scripts_added == 7
+    assert report.errors == [] and report.scripts_added == 8
     return SceneSearcher(index_dir, real_embedder)
 
 

@@ -28,7 +28,12 @@ def _training_texts() -> list[str]:
 def build_tiny_embedder(directory: str | Path, *, seed: int = 0) -> Path:
     """Write a tiny BERT + mean pooling + normalize sentence-transformers model to ``directory``."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:  # 3.x - 5.x
+        from sentence_transformers import models
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 

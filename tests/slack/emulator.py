@@ -1,0 +1,293 @@
+"""Slack on loopback sockets, for driving the unmodified slack-bolt app.
+
+* `SlackWebApi`: an aiohttp emulator of the Web API methods the bot calls (auth.test,
+  chat.postMessage, chat.update, views.open, files.getUploadURLExternal + the upload
+  URL + files.completeUploadExternal) and of `response_url`s. It records every call.
+* `SlackSender`: what Slack does towards the app: it signs requests (v0 HMAC-SHA256
+  of `v0:{timestamp}:{body}`) and POSTs slash commands and interactivity payloads.
+* `SlackRoom`: an event loop in a thread hosting both the emulator and the Bolt app's
+  HTTP server, so plain (sync) tests can drive them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import httpx
+from aiohttp import web
+
+TEAM_ID = "T0WRITERS"
+BOT_USER_ID = "U0BOT"
+
+
+@dataclass
+class ApiCall:
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    result: dict[str, Any] = field(default_factory=dict)  # what the emulator answered
+
+
+@dataclass
+class SlackWebApi:
+    """The Web API side. Mutate `not_in_channel` / `refuse_uploads` to provoke errors."""
+
+    bot_token: str
+    not_in_channel: set[str] = field(default_factory=set)
+    refuse_uploads: bool = False
+    calls: list[ApiCall] = field(default_factory=list)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    responses: list[dict] = field(default_factory=list)  # bodies POSTed to response_urls
+    base_url: str = ""
+    _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def web_app(self) -> web.Application:
+        app = web.Application()
+        app.add_routes([
+            web.post("/api/{method}", self._api),
+            web.post("/upload/{file_id}", self._upload),
+            web.post("/response/{id}", self._response_url),
+        ])
+        return app
+
+    # --- what tests read -------------------------------------------------------
+
+    def of(self, method: str) -> list[ApiCall]:
+        return [call for call in list(self.calls) if call.method == method]
+
+    def messages(self, channel: str | None = None) -> list[ApiCall]:
+        return [c for c in self.of("chat.postMessage") if channel is None or c.args.get("channel") == channel]
+
+    def wait_for(self, method: str, count: int = 1, *, timeout: float = 10.0,
+                 where: Callable[[ApiCall], bool] = lambda call: True) -> list[ApiCall]:
+        """Block (the test thread) until `count` matching calls were recorded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [call for call in self.of(method) if where(call)]
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                seen = [(c.method, c.args.get("text", "")[:80]) for c in self.calls]
+                raise AssertionError(f"expected {count} {method} call(s) within {timeout}s; saw {seen}")
+            time.sleep(0.02)
+
+    # --- handlers --------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await _read_args(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or args.get("token")
+        call = ApiCall(method, args, token)
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if token != self.bot_token:
+            call.result = _ok(False, error="invalid_auth")
+        elif handler is None:
+            call.result = _ok(False, error="unknown_method")
+        else:
+            call.result = handler(args)
+        self.calls.append(call)  # after the result is set: tests may read it at once
+        return web.json_response(call.result)
+
+    def _auth_test(self, args: dict) -> dict:
+        return _ok(url="https://writers.example/", team="Writers", user="writersroom", team_id=TEAM_ID,
+                   user_id=BOT_USER_ID, bot_id="B0BOT", is_enterprise_install=False)
+
+    def _chat_postMessage(self, args: dict) -> dict:
+        channel = args.get("channel")
+        if channel in self.not_in_channel:
+            return _ok(False, error="not_in_channel")
+        if not args.get("text") and not args.get("blocks"):
+            return _ok(False, error="no_text")
+        ts = self.next_ts()
+        message = {"type": "message", "user": BOT_USER_ID, "ts": ts, "text": args.get("text", ""),
+                   "blocks": args.get("blocks") or []}
+        if args.get("thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
+        return _ok(channel=channel, ts=ts, message=message)
+
+    def _chat_update(self, args: dict) -> dict:
+        return _ok(channel=args.get("channel"), ts=args.get("ts"), text=args.get("text", ""))
+
+    def _views_open(self, args: dict) -> dict:
+        if not args.get("trigger_id"):
+            return _ok(False, error="invalid_trigger_id")
+        view = dict(args.get("view") or {})
+        view.update(id=f"V{self.next_ts().replace('.', '')}", hash="h1", team_id=TEAM_ID)
+        return _ok(view=view)
+
+    def _files_getUploadURLExternal(self, args: dict) -> dict:
+        if self.refuse_uploads:
+            return _ok(False, error="missing_scope", needed="files:write")
+        file_id = f"F{len(self.uploads) + 1:04d}"
+        self.uploads[file_id] = b""
+        return _ok(upload_url=f"{self.base_url}/upload/{file_id}", file_id=file_id)
+
+    def _files_completeUploadExternal(self, args: dict) -> dict:
+        files = args.get("files") or []
+        return _ok(files=[{"id": f["id"], "title": f.get("title"), "name": f.get("title")} for f in files])
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        if file_id not in self.uploads:
+            return web.Response(status=404, text="unknown file")
+        self.uploads[file_id] = await request.read()
+        return web.Response(text=f"OK - {len(self.uploads[file_id])}")
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        self.responses.append(await request.json())
+        return web.Response(text="ok")
+
+    def next_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+
+async def _read_args(request: web.Request) -> dict[str, Any]:
+    args: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        args.update(await request.json())
+    else:
+        args.update(dict(await request.post()))
+    for key, value in list(args.items()):  # form-encoded blocks / views arrive as JSON strings
+        if isinstance(value, str) and value[:1] in "[{":
+            try:
+                args[key] = json.loads(value)
+            except ValueError:
+                pass
+    return args
+
+
+def _ok(ok: bool = True, **fields: Any) -> dict[str, Any]:
+    return {"ok": ok, **fields}
+
+
+# --- the sender: Slack's requests towards the app ------------------------------------
+
+
+def sign(secret: str, timestamp: str, body: str) -> str:
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class SlackSender:
+    events_url: str
+    signing_secret: str
+    response_base: str  # where response_urls point (the emulator)
+    channel: str = "C0ROOM"
+    user: str = "U0WRITER"
+    user_name: str = "maya"
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def post(self, body: str, *, content_type: str = "application/x-www-form-urlencoded",
+             timestamp: int | None = None, signature: str | None = None,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        all_headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature or sign(self.signing_secret, ts, body),
+            **(headers or {}),
+        }
+        return httpx.post(self.events_url, content=body, headers=all_headers, timeout=10)
+
+    def command_body(self, command: str, text: str = "", *, channel: str | None = None) -> str:
+        n = next(self._ids)
+        return urlencode({
+            "token": "legacy-verification", "team_id": TEAM_ID, "team_domain": "writers",
+            "channel_id": channel or self.channel, "channel_name": "writers-room",
+            "user_id": self.user, "user_name": self.user_name, "command": command, "text": text,
+            "api_app_id": "A0APP", "is_enterprise_install": "false",
+            "response_url": f"{self.response_base}/response/{n}", "trigger_id": f"trigger.{n}",
+        })
+
+    def command(self, command: str, text: str = "", *, channel: str | None = None, **kwargs) -> httpx.Response:
+        return self.post(self.command_body(command, text, channel=channel), **kwargs)
+
+    def block_action(self, action_id: str, value: str, *, message: dict, channel: str | None = None,
+                     action_ts: str | None = None, user: str | None = None, **kwargs) -> httpx.Response:
+        n = next(self._ids)
+        channel = channel or self.channel
+        user = user or self.user
+        payload = {
+            "type": "block_actions",
+            "team": {"id": TEAM_ID, "domain": "writers"},
+            "user": {"id": user, "username": self.user_name, "name": self.user_name, "team_id": TEAM_ID},
+            "api_app_id": "A0APP",
+            "token": "legacy-verification",
+            "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel,
+                          "is_ephemeral": False},
+            "trigger_id": f"trigger.{n}",
+            "channel": {"id": channel, "name": "writers-room"},
+            "message": message,
+            "response_url": f"{self.response_base}/response/{n}",
+            "actions": [{
+                "type": "button", "action_id": action_id, "block_id": "wr_actions", "value": value,
+                "text": {"type": "plain_text", "text": action_id}, "action_ts": action_ts or f"{time.time():.6f}",
+            }],
+        }
+        return self.post(urlencode({"payload": json.dumps(payload)}), **kwargs)
+
+    def view_submission(self, view: dict, *, user: str | None = None, **kwargs) -> httpx.Response:
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": "writers"},
+            "user": {"id": user or self.user, "username": self.user_name, "name": self.user_name,
+                     "team_id": TEAM_ID},
+            "api_app_id": "A0APP",
+            "token": "legacy-verification",
+            "trigger_id": f"trigger.{next(self._ids)}",
+            "view": view,
+            "response_urls": [],
+        }
+        return self.post(urlencode({"payload": json.dumps(payload)}), **kwargs)
+
+
+def message_of(call: ApiCall) -> dict:
+    """The message Slack hands back in a block_actions payload, for a recorded chat.postMessage."""
+    return dict(call.result["message"])
+
+
+def submitted_view(opened: dict, text: str) -> dict:
+    """The view of a views.open call as Slack submits it, with the input's value set to `text`."""
+    values: dict[str, dict] = {}
+    for block in opened.get("blocks", []):
+        if block.get("type") == "input":
+            element = block["element"]
+            values[block["block_id"]] = {element["action_id"]: {"type": element["type"], "value": text}}
+    return {**opened, "id": opened.get("id", "V0EDIT"), "state": {"values": values}, "hash": "h1"}
+
+
+# --- the room: both servers on one loop in a thread ------------------------------------
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread; `run(coro)` waits for a result from the test thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro, timeout: float = 30.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        async def _cancel_rest() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.run(_cancel_rest())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()

@@ -1,0 +1,107 @@
+"""Block Kit rendering of core replies, within Slack's limits."""
+
+from __future__ import annotations
+
+import json
+
+from bot.core.replies import Action, ActionKind, Citation, Reply, Section, SectionKind, error_reply
+from bot.slack.blocks import (
+    EDIT_CALLBACK_ID,
+    SECTION_TEXT_LIMIT,
+    kind_of,
+    parse_edit_submission,
+    render_reply,
+    screenplay_chunks,
+    screenplay_from_message,
+    edit_modal,
+)
+from tests.slack.emulator import submitted_view
+
+SCENE = "EXT. ALLEY - NIGHT\n\nMAYA\nYou sold us out, Cole <again> & again."
+
+
+def scene_reply(body: str = SCENE, generation_id: int = 7) -> Reply:
+    value = str(generation_id)
+    return Reply(
+        title="a detective corners her partner",
+        sections=(Section(SectionKind.SCREENPLAY, body),),
+        citations=(Citation("cb1", "Cyber Bob: Episode 1", 0, "INT. LAB - NIGHT", "BOB boots up."),),
+        actions=tuple(Action(kind, kind.value.capitalize(), value) for kind in ActionKind),
+        generation_id=generation_id,
+        metadata={"model": "fake-model", "latency_ms": 12},
+    )
+
+
+def test_scene_reply_has_header_code_block_citations_and_four_buttons():
+    rendered = render_reply(scene_reply())
+    kinds = [block["type"] for block in rendered.blocks]
+    assert kinds[0] == "header" and rendered.blocks[0]["text"]["text"] == "a detective corners her partner"
+    code = rendered.blocks[1]["text"]["text"]
+    assert code.startswith("```\n") and code.endswith("\n```")
+    assert "&lt;again&gt; &amp; again" in code  # mrkdwn escaping
+    context = [b for b in rendered.blocks if b["type"] == "context"]
+    assert "Drawn on: Cyber Bob: Episode 1 — INT. LAB - NIGHT" in context[0]["elements"][0]["text"]
+    buttons = rendered.blocks[-1]["elements"]
+    assert [b["action_id"] for b in buttons] == ["wr_approve", "wr_reject", "wr_regenerate", "wr_edit"]
+    assert {b["value"] for b in buttons} == {"7"}
+    assert not rendered.truncated and rendered.full_screenplay is None
+    assert "sold us out" in rendered.text
+
+
+def test_long_scene_is_cut_at_a_line_and_flagged():
+    body = "\n".join(f"MAYA\nLine number {i} of a scene that goes on & on.\n" for i in range(200))
+    rendered = render_reply(scene_reply(body))
+    block = rendered.blocks[1]["text"]["text"]
+    assert len(block) <= SECTION_TEXT_LIMIT
+    assert rendered.truncated and rendered.full_screenplay == body
+    assert block.endswith("```") and "attached as a .fountain file" in block
+    assert "&amp" in block and not block.split("```")[1].rstrip().endswith("&")
+
+
+def test_chunks_cover_the_whole_scene_under_the_limit():
+    body = "\n".join(f"LINE {i} " + "x" * 70 for i in range(300))
+    chunks = screenplay_chunks(body, limit=1000)
+    assert all(len(chunk) <= 1000 for chunk in chunks)
+    inner = "\n".join(chunk.removeprefix("```\n").removesuffix("\n```") for chunk in chunks)
+    assert inner == body
+
+
+def test_error_reply_is_marked():
+    rendered = render_reply(error_reply("/dialogue", "The generation backend refused the request (503)"))
+    texts = [b["text"]["text"] for b in rendered.blocks if b["type"] == "section"]
+    assert texts == [":warning: *Error:* The generation backend refused the request (503)"]
+    assert rendered.text.startswith("⚠️ /dialogue")
+    assert not any(b["type"] == "actions" for b in rendered.blocks)
+
+
+def test_long_title_and_prose_fit_slack_limits():
+    reply = Reply(title="t" * 400, sections=(Section(SectionKind.TEXT, "word " * 2000),))
+    rendered = render_reply(reply)
+    assert len(rendered.blocks[0]["text"]["text"]) <= 150
+    assert all(len(b["text"]["text"]) <= SECTION_TEXT_LIMIT for b in rendered.blocks[1:])
+    assert len(rendered.text) <= 3000
+
+
+def test_similar_reply_lists_excerpts():
+    reply = Reply(title="Closest to: rain", sections=(Section(SectionKind.TEXT, "1. Bianca — Act I"),),
+                  citations=(Citation("am1", "Bianca", 2, "Act I, Scene 3", "HILDA waits at the gate."),))
+    context = render_reply(reply).blocks[-1]
+    assert context["type"] == "context" and "HILDA waits at the gate." in context["elements"][0]["text"]
+
+
+def test_edit_modal_round_trip():
+    view = edit_modal(7, SCENE, channel_id="C1", message_ts="1700000000.000001")
+    assert view["callback_id"] == EDIT_CALLBACK_ID
+    assert json.loads(view["private_metadata"]) == {"generation_id": 7, "channel": "C1",
+                                                    "message_ts": "1700000000.000001"}
+    element = view["blocks"][0]["element"]
+    assert element["type"] == "plain_text_input" and element["multiline"] and element["initial_value"] == SCENE
+    assert len(view["title"]["text"]) <= 24
+    submission = parse_edit_submission(submitted_view(view, "EXT. ROOF - DAY"))
+    assert (submission.generation_id, submission.channel, submission.text) == (7, "C1", "EXT. ROOF - DAY")
+
+
+def test_screenplay_read_back_from_a_posted_message():
+    message = {"blocks": render_reply(scene_reply()).blocks}
+    assert screenplay_from_message(message) == SCENE
+    assert kind_of("wr_regenerate") is ActionKind.REGENERATE
