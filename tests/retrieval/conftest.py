@@ -23,7 +23,7 @@ def fixtures_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_embedder_dir(tmp_path_factory) -> Path:
-    from tiny_embedder import build_tiny_embedder
+    from tests.retrieval.tiny_embedder import build_tiny_embedder
 
     return build_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder"))
 
@@ -52,12 +52,3 @@ class CountingEmbedder:
 @pytest.fixture
 def counting_embedder(tiny_embedder) -> CountingEmbedder:
     return CountingEmbedder(tiny_embedder)
-
-
-# TEMPORARY fallback until tests/conftest.py provides `embedder_dir`; remove then.
-@pytest.fixture(scope="session")
-def embedder_dir() -> Path:
-    value = os.environ.get("WRITERSROOM_TEST_EMBEDDER_DIR")
-    if not value:
-        pytest.skip("set WRITERSROOM_TEST_EMBEDDER_DIR to an all-MiniLM-L6-v2 directory")
-    return Path(value)
