@@ -38,9 +38,13 @@ class ChatClient:
 
     async def models(self) -> list[str]:
         async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as http:
-            response = await http.get(f"{self.base_url}/models")
-            response.raise_for_status()
-            return [card["id"] for card in response.json()["data"]]
+            try:
+                response = await http.get(f"{self.base_url}/models")
+            except httpx.TransportError:
+                raise GenerationError(_unreachable(self.base_url)) from None
+        if response.status_code >= 400:
+            raise GenerationError(f"The generation backend refused to list models ({response.status_code}).")
+        return [card["id"] for card in response.json()["data"]]
 
     async def complete(self, *, model: str, messages: list[dict[str, str]], **sampling: object) -> Completion:
         payload = {"model": model, "messages": messages, **sampling}
@@ -51,14 +55,16 @@ class ChatClient:
                 except httpx.TimeoutException:
                     raise GenerationError("The generation backend took too long to answer. Try again shortly.") from None
                 except httpx.TransportError:
-                    raise GenerationError(
-                        f"The generation backend at {self.base_url} is not reachable. Is it running?"
-                    ) from None
+                    raise GenerationError(_unreachable(self.base_url)) from None
                 if response.status_code in RETRY_STATUSES and attempt < self._retries:
                     await asyncio.sleep(_retry_delay(response, self._backoff_s * 2**attempt))
                     continue
                 return _parse(response)
         raise AssertionError("unreachable")
+
+
+def _unreachable(base_url: str) -> str:
+    return f"The generation backend at {base_url} is not reachable. Is it running?"
 
 
 def _retry_delay(response: httpx.Response, fallback: float) -> float:

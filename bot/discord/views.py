@@ -9,7 +9,6 @@ message. All state lives in the store, keyed by that generation id.
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +17,10 @@ import discord
 from bot.core import feedback
 from bot.core.replies import ActionKind, Reply
 from bot.discord.invocation import invocation_from, safely
-from bot.discord.render import render_reply, scene_from_embed
+from bot.discord.render import SCENE_FILENAME, render_reply, scene_from_embed
 
 if TYPE_CHECKING:
     from bot.core.services import CoreServices
-
-log = logging.getLogger(__name__)
 
 CUSTOM_ID_PREFIX = "wr"
 CUSTOM_ID_TEMPLATE = r"wr:(?P<action>approve|reject|regenerate|edit):(?P<generation_id>[0-9]{1,19})"
@@ -71,21 +68,33 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_
     async def callback(self, interaction: discord.Interaction) -> None:
         services = _services(interaction)
         if self.kind is ActionKind.EDIT:
-            # A modal must be the first answer to the click, so Edit cannot defer first.
-            await interaction.response.send_modal(EditModal(services, self.generation_id, _scene_text(interaction)))
+            await self._open_editor(interaction, services)
             return
         await interaction.response.defer(thinking=True)
         reply = await safely(feedback.record(services, invocation_from(interaction, ""),
                                               generation_id=self.generation_id, kind=self.kind))
         await send_reply(interaction, reply)
 
+    async def _open_editor(self, interaction: discord.Interaction, services: "CoreServices") -> None:
+        # A modal must be the first answer to the click, so Edit cannot defer first.
+        scene = _scene_text(interaction)
+        if _scene_attached(interaction) or (scene is not None and len(scene) > EDIT_MAX_CHARS):
+            # A text input holds 4000 characters; prefilling part of the scene would record a cut version.
+            await interaction.response.send_message(
+                f"This scene is longer than the {EDIT_MAX_CHARS:,} characters Discord lets a form hold, so it "
+                "cannot be edited here. Approve it, or Regenerate for a shorter one.", ephemeral=True)
+            return
+        await interaction.response.send_modal(EditModal(services, self.generation_id, scene, opened_by=interaction.id))
+
 
 class EditModal(discord.ui.Modal):
     """The scene in a paragraph box; submitting records an edited approval."""
 
-    def __init__(self, services: "CoreServices", generation_id: int, scene: str | None) -> None:
+    def __init__(self, services: "CoreServices", generation_id: int, scene: str | None, *, opened_by: int) -> None:
+        # discord.py files open modals by custom_id alone: one per click, so two writers editing the
+        # same scene do not share (and close) one form. Open forms live in memory: a restart drops them.
         super().__init__(title=f"Edit scene {generation_id}"[:45], timeout=30 * 60,
-                         custom_id=f"{EDIT_MODAL_PREFIX}{generation_id}")
+                         custom_id=f"{EDIT_MODAL_PREFIX}{generation_id}:{opened_by}")
         self.services = services
         self.generation_id = generation_id
         self.scene = discord.ui.TextInput(label="Scene (Fountain)", style=discord.TextStyle.paragraph,
@@ -124,6 +133,11 @@ async def send_reply(interaction: discord.Interaction, reply: Reply) -> None:
 
 def _services(interaction: discord.Interaction) -> "CoreServices":
     return interaction.client.services  # type: ignore[attr-defined]  # set by build_bot
+
+
+def _scene_attached(interaction: discord.Interaction) -> bool:
+    message = interaction.message
+    return message is not None and any(a.filename == SCENE_FILENAME for a in message.attachments)
 
 
 def _scene_text(interaction: discord.Interaction) -> str | None:

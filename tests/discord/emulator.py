@@ -240,12 +240,15 @@ class DiscordEmulator:
                 if message["op"] == 1:
                     await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
                 elif message["op"] == 2:
-                    self.identifies += 1
+                    session_id = f"session-{self.identifies + 1}"
                     await self._dispatch(ws, "READY", {
-                        "v": 10, "user": self._bot_user(), "guilds": [], "session_id": f"session-{self.identifies}",
+                        "v": 10, "user": self._bot_user(), "guilds": [], "session_id": session_id,
                         "resume_gateway_url": self.gateway_url, "shard": [0, 1],
                         "application": {"id": str(self.application_id), "flags": 0},
                     })
+                    async with self._changed:
+                        self.identifies += 1
+                        self._changed.notify_all()
                     self._ready.set()
         finally:
             if ws in self._sockets:

@@ -10,7 +10,6 @@ import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import discord
 import pytest
 
 from bot.discord.client import build_bot
@@ -30,22 +29,23 @@ SITUATION = "a detective corners her former partner in a rainy alley"
 
 
 @asynccontextmanager
-async def running_bot(services):
-    """A fresh bot instance (one 'process'), connected and ready; closed on exit."""
+async def running_bot(emulator: DiscordEmulator, services):
+    """A fresh bot instance (one 'process'), logged in and identified on the gateway; closed on exit.
+
+    It waits for IDENTIFY rather than on_ready: discord.py holds on_ready back ~2 s waiting for
+    guilds, but it handles interactions as soon as READY has arrived.
+    """
     bot = build_bot(services.settings, services)
-    ready = asyncio.Event()
-
-    async def on_ready() -> None:
-        ready.set()
-
-    bot.add_listener(on_ready, "on_ready")
+    identified = emulator.identifies
     task = asyncio.create_task(bot.start(TOKEN))
     try:
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({waiter, task}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        waiter = asyncio.create_task(emulator.wait_for(lambda: emulator.identifies > identified, timeout=15))
+        done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
+            waiter.cancel()
             task.result()  # start() ended early: raise its error
-        assert waiter in done, "the bot did not become ready"
+            raise AssertionError("the bot stopped before identifying")
+        waiter.result()
         yield bot
     finally:
         await bot.close()
@@ -58,6 +58,7 @@ async def discord_room(tmp_path: Path, backend: FakeBackend):
         services = make_core_services(tmp_path, backend.url,
                                       discord={"api_url": emulator.api_url, "guild_id": emulator.guild_id})
         yield emulator, services
+        assert emulator.unhandled == []  # every route discord.py called is one the emulator knows
 
 
 def _run(coro):
@@ -76,7 +77,7 @@ def _summary(services, generation_id: int):
 def test_dialogue_defers_then_follows_up_with_scene_and_buttons(tmp_path: Path) -> None:
     async def scenario() -> None:
         with FakeBackend() as backend:
-            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(services):
+            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(emulator, services):
                 synced = emulator.commands[str(emulator.guild_id)]
                 assert {command["name"] for command in synced} == {"dialogue", "similar", "wr-help"}
                 assert emulator.unhandled == []
@@ -109,12 +110,12 @@ def test_approve_click_after_restart_records_one_approval(tmp_path: Path) -> Non
     async def scenario() -> None:
         with FakeBackend() as backend:
             async with discord_room(tmp_path, backend) as (emulator, services):
-                async with running_bot(services):
+                async with running_bot(emulator, services):
                     first = await emulator.command("dialogue", situation=SITUATION)
                     message = (await emulator.followup_for(first)).message
                 generation_id = parse_custom_id(_button_ids(message)[0])[1]
 
-                async with running_bot(services):  # a new process: nothing of the old view is in memory
+                async with running_bot(emulator, services):  # a new process: nothing of the old view is in memory
                     assert emulator.identifies == 2
                     click = await emulator.click(message, custom_id(ActionKind.APPROVE, generation_id))
                     assert (await emulator.callback_for(click)).type == 5
@@ -133,7 +134,7 @@ def test_approve_click_after_restart_records_one_approval(tmp_path: Path) -> Non
 def test_edit_opens_prefilled_modal_and_records_edit(tmp_path: Path) -> None:
     async def scenario() -> None:
         with FakeBackend() as backend:
-            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(services):
+            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(emulator, services):
                 first = await emulator.command("dialogue", situation=SITUATION)
                 message = (await emulator.followup_for(first)).message
                 generation_id = parse_custom_id(_button_ids(message)[0])[1]
@@ -141,6 +142,7 @@ def test_edit_opens_prefilled_modal_and_records_edit(tmp_path: Path) -> None:
                 click = await emulator.click(message, custom_id(ActionKind.EDIT, generation_id))
                 modal = await emulator.callback_for(click)
                 assert modal.type == 9  # MODAL
+                assert modal.data["custom_id"] == f"wr:edit-modal:{generation_id}:{click}"
                 text_inputs = [c for row in modal.data["components"]
                                for c in ([row["component"]] if "component" in row else row["components"])]
                 assert "You sold us out, Cole." in text_inputs[0]["value"]
@@ -159,7 +161,7 @@ def test_edit_opens_prefilled_modal_and_records_edit(tmp_path: Path) -> None:
 def test_regenerate_and_similar_and_help(tmp_path: Path) -> None:
     async def scenario() -> None:
         with FakeBackend() as backend:
-            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(services):
+            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(emulator, services):
                 first = await emulator.command("dialogue", situation=SITUATION)
                 message = (await emulator.followup_for(first)).message
                 generation_id = parse_custom_id(_button_ids(message)[0])[1]
@@ -177,6 +179,9 @@ def test_regenerate_and_similar_and_help(tmp_path: Path) -> None:
 
                 help_ = await emulator.command("wr-help")
                 assert "/dialogue" in (await emulator.followup_for(help_)).message["embeds"][0]["description"]
+                # one click, one answer: the dynamic item is the only handler of the button
+                assert [f.token for f in emulator.followups].count(f"token-{click}") == 1
+                assert len(backend.requests) == 2
 
     _run(scenario())
 
@@ -187,13 +192,18 @@ def test_long_scene_is_attached_as_a_file(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         with FakeBackend(scene=long_scene) as backend:
-            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(services):
+            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(emulator, services):
                 first = await emulator.command("dialogue", situation=SITUATION)
                 followup = await emulator.followup_for(first)
                 assert len(followup.message["embeds"][0]["description"]) <= 4096
                 assert followup.message["attachments"][0]["filename"] == SCENE_FILENAME
                 assert "Line 199 of a very long argument" in followup.files[SCENE_FILENAME].decode()
-                assert _button_ids(followup.message)  # the buttons are still there
+                generation_id = parse_custom_id(_button_ids(followup.message)[0])[1]  # the buttons are still there
+
+                click = await emulator.click(followup.message, custom_id(ActionKind.EDIT, generation_id))
+                refusal = await emulator.callback_for(click)
+                assert refusal.type == 4 and refusal.data["flags"] & 64  # an ephemeral message, not a modal
+                assert "cannot be edited here" in refusal.data["content"]
 
     _run(scenario())
 
@@ -201,7 +211,7 @@ def test_long_scene_is_attached_as_a_file(tmp_path: Path) -> None:
 def test_backend_down_shows_a_clear_error(tmp_path: Path) -> None:
     async def scenario() -> None:
         with FakeBackend(fail_with=503) as backend:
-            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(services):
+            async with discord_room(tmp_path, backend) as (emulator, services), running_bot(emulator, services):
                 interaction_id = await emulator.command("dialogue", situation=SITUATION)
                 assert (await emulator.callback_for(interaction_id)).type == 5
                 message = (await emulator.followup_for(interaction_id)).message
@@ -220,9 +230,10 @@ def test_backend_unreachable_still_answers(tmp_path: Path) -> None:
         async with DiscordEmulator() as emulator:
             services = make_core_services(tmp_path, "http://127.0.0.1:9/v1",
                                           discord={"api_url": emulator.api_url, "guild_id": emulator.guild_id})
-            async with running_bot(services):
+            async with running_bot(emulator, services):
                 interaction_id = await emulator.command("dialogue", situation=SITUATION)
                 embed = (await emulator.followup_for(interaction_id)).message["embeds"][0]
                 assert embed["color"] == COLOUR_ERROR.value
+                assert "ConnectError" in embed["description"]
 
     _run(scenario())

@@ -64,9 +64,11 @@ def test_empty_and_oversized_prompts_get_a_clear_message_and_record_nothing(serv
 
 def test_backend_down_is_a_message_not_a_crash(tmp_path):
     services = make_core_services(tmp_path, "http://127.0.0.1:9/v1")
+    reply = run(dispatch(services, "dialogue", ask("two sisters argue")))  # fails already listing models
     services.model_name = "any"
-    reply = run(dispatch(services, "dialogue", ask("two sisters argue")))
+    named = run(dispatch(services, "dialogue", ask("two sisters argue")))  # fails on the completion
     assert reply.is_error and "not reachable" in reply.text
+    assert named.is_error and "not reachable" in named.text
 
 
 def test_backend_error_status_is_shown(tmp_path):
