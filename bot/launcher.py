@@ -97,18 +97,19 @@ def wait_for_backend(settings: Settings, child: subprocess.Popen | None) -> None
 
 
 async def run_slack(settings: Settings, services, *, port: int | None = None, socket_mode: bool = False) -> None:
-    from bot.slack.run import run_http, run_socket_mode
+    from bot.slack.run import serve_http, serve_socket_mode
 
     if socket_mode:
-        await run_socket_mode(settings, services)
+        await serve_socket_mode(settings, services)
     else:
-        await run_http(settings, services, port=port or settings.slack.port)
+        await serve_http(settings, services, port=port or settings.slack.port)
 
 
 async def run_discord(settings: Settings, services) -> None:
-    from bot.discord.client import run_bot
+    from bot.discord.client import bot_token, build_bot
 
-    await run_bot(settings, services)
+    async with build_bot(settings, services) as bot:
+        await bot.start(bot_token(settings))
 
 
 async def run_chat(settings: Settings, *, open_room: bool) -> None:

@@ -189,22 +189,44 @@ def actions_block(reply: Reply) -> dict:
     return {"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": buttons}
 
 
-def screenplay_from_message(message: dict) -> str | None:
-    """The scene shown in a posted message (as Slack hands it back in block_actions)."""
+def screenplay_from_message(message: dict) -> tuple[str, bool] | None:
+    """(scene, was_cut) as shown in a posted message (Slack hands it back in block_actions)."""
     for block in message.get("blocks") or ():
         if block.get("block_id") == SCREENPLAY_BLOCK_ID:
             text = block.get("text", {}).get("text", "")
             text = text.removeprefix(_FENCE).removesuffix(_FENCE).strip("\n")
-            text = text.removesuffix(_CUT_NOTE).rstrip("\n")
-            return unescape(text)
+            cut = text.endswith(_CUT_NOTE)
+            return unescape(text.removesuffix(_CUT_NOTE).rstrip("\n")), cut
     return None
 
 
 # --- the edit modal ----------------------------------------------------------------
 
 
-def edit_modal(generation_id: int | str, text: str, *, channel_id: str, message_ts: str | None = None) -> dict:
-    """A modal to edit a scene; submitting it records an edited approval."""
+def edit_modal(generation_id: int | str, text: str, *, channel_id: str, message_ts: str | None = None,
+               partial: bool = False) -> dict:
+    """A modal to edit a scene; submitting it records an edited approval.
+
+    `partial`: the text is only the start of a longer scene (a plain_text_input holds
+    3000 characters); the writer is told that saving keeps only what the box holds.
+    """
+    blocks: list[dict] = []
+    if partial or len(text) > INPUT_LIMIT:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            ":warning: This scene is longer than the box holds; only its start is shown, "
+            "and saving keeps only what is in the box.")}]})
+    blocks.append({
+        "type": "input",
+        "block_id": EDIT_BLOCK_ID,
+        "label": {"type": "plain_text", "text": f"Scene (generation {generation_id})"},
+        "element": {
+            "type": "plain_text_input",
+            "action_id": EDIT_INPUT_ID,
+            "multiline": True,
+            "max_length": INPUT_LIMIT,
+            "initial_value": text[:INPUT_LIMIT],
+        },
+    })
     metadata = json.dumps({"generation_id": int(generation_id), "channel": channel_id, "message_ts": message_ts})
     return {
         "type": "modal",
@@ -213,20 +235,7 @@ def edit_modal(generation_id: int | str, text: str, *, channel_id: str, message_
         "title": {"type": "plain_text", "text": "Edit scene"},
         "submit": {"type": "plain_text", "text": "Save & approve"},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": EDIT_BLOCK_ID,
-                "label": {"type": "plain_text", "text": f"Scene (generation {generation_id})"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": EDIT_INPUT_ID,
-                    "multiline": True,
-                    "max_length": INPUT_LIMIT,
-                    "initial_value": text[:INPUT_LIMIT],
-                },
-            }
-        ],
+        "blocks": blocks,
     }
 
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 
 from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.core.services import CoreServices
@@ -46,7 +47,7 @@ async def serve_http(settings: Settings, services: CoreServices, *, port: int | 
                      host: str = "0.0.0.0") -> None:
     """Serve until cancelled."""
     app = build_app(settings, services)
-    runner = await start_http(app, host=host, port=port or settings.slack.port)
+    runner = await start_http(app, host=host, port=settings.slack.port if port is None else port)
     log.info("Slack bot listening on http://%s:%s%s", host, bound_port(runner), EVENTS_PATH)
     try:
         await asyncio.Event().wait()
@@ -62,16 +63,24 @@ def run_http(settings: Settings, services: CoreServices, *, port: int | None = N
         pass
 
 
-async def serve_socket_mode(settings: Settings, services: CoreServices) -> None:
-    """Connect to Slack over Socket Mode and handle events until cancelled."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+async def start_socket_mode(settings: Settings, services: CoreServices) -> AsyncSocketModeHandler:
+    """Connect over Socket Mode in the running loop; `await handler.close_async()` disconnects.
 
+    The socket URL comes from apps.connections.open on settings.slack.api_url.
+    """
     if settings.slack.app_token is None:
         raise SlackConfigError("SLACK_APP_TOKEN is not set (the xapp- app-level token for Socket Mode)")
     app = build_app(settings, services, socket_mode=True)
     handler = AsyncSocketModeHandler(app, settings.slack.app_token.get_secret_value())
+    await handler.connect_async()
+    return handler
+
+
+async def serve_socket_mode(settings: Settings, services: CoreServices) -> None:
+    """Handle events over Socket Mode until cancelled (the client reconnects by itself)."""
+    handler = await start_socket_mode(settings, services)
     try:
-        await handler.start_async()
+        await asyncio.Event().wait()
     finally:
         await handler.close_async()
 

@@ -16,16 +16,17 @@ from tests.support.fake_backend import FakeBackend
 
 BOT_TOKEN = "xoxb-1-writersroom-test"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+APP_TOKEN = "xapp-1-writersroom-test"
 
 
 class SlackRoom:
     def __init__(self, tmp_path: Path, backend_url: str) -> None:
         self.loop = LoopThread()
-        self.api = SlackWebApi(bot_token=BOT_TOKEN)
+        self.api = SlackWebApi(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
         self._api_runner = self.loop.run(_serve(self.api.web_app()))
         self.api.base_url = f"http://127.0.0.1:{bound_port(self._api_runner)}"
         self.services = make_core_services(tmp_path, backend_url, slack={
-            "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET, "api_url": f"{self.api.base_url}/api/",
+            "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET, "app_token": APP_TOKEN, "api_url": f"{self.api.base_url}/api/",
         })
         self._bot_runner: web.AppRunner | None = None
         self.sender = SlackSender(events_url="", signing_secret=SIGNING_SECRET, response_base=self.api.base_url)

@@ -42,11 +42,14 @@ class SlackWebApi:
     """The Web API side. Mutate `not_in_channel` / `refuse_uploads` to provoke errors."""
 
     bot_token: str
+    app_token: str = "xapp-1-writersroom-test"
     not_in_channel: set[str] = field(default_factory=set)
     refuse_uploads: bool = False
     calls: list[ApiCall] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
     responses: list[dict] = field(default_factory=list)  # bodies POSTed to response_urls
+    sockets: list[web.WebSocketResponse] = field(default_factory=list)  # Socket Mode connections
+    socket_acks: list[dict] = field(default_factory=list)  # what the app sent back over them
     base_url: str = ""
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -56,6 +59,7 @@ class SlackWebApi:
             web.post("/api/{method}", self._api),
             web.post("/upload/{file_id}", self._upload),
             web.post("/response/{id}", self._response_url),
+            web.get("/socket", self._socket),
         ])
         return app
 
@@ -88,7 +92,8 @@ class SlackWebApi:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ") or args.get("token")
         call = ApiCall(method, args, token)
         handler = getattr(self, "_" + method.replace(".", "_"), None)
-        if token != self.bot_token:
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
             call.result = _ok(False, error="invalid_auth")
         elif handler is None:
             call.result = _ok(False, error="unknown_method")
@@ -113,6 +118,9 @@ class SlackWebApi:
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
         return _ok(channel=channel, ts=ts, message=message)
+
+    def _apps_connections_open(self, args: dict) -> dict:
+        return _ok(url=self.base_url.replace("http://", "ws://") + "/socket")
 
     def _chat_update(self, args: dict) -> dict:
         return _ok(channel=args.get("channel"), ts=args.get("ts"), text=args.get("text", ""))
@@ -145,6 +153,21 @@ class SlackWebApi:
     async def _response_url(self, request: web.Request) -> web.Response:
         self.responses.append(await request.json())
         return web.Response(text="ok")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self.sockets.append(socket)
+        await socket.send_json({"type": "hello", "num_connections": 1,
+                                "connection_info": {"app_id": "A0APP"}, "debug_info": {"host": "emulator"}})
+        async for message in socket:
+            if message.type.name == "TEXT":
+                self.socket_acks.append(json.loads(message.data))
+        return socket
+
+    async def push(self, envelope: dict) -> None:
+        """Send a Socket Mode envelope to the newest connection (call on the emulator's loop)."""
+        await self.sockets[-1].send_json(envelope)
 
     def next_ts(self) -> str:
         return f"1700000000.{next(self._ts):06d}"
@@ -200,14 +223,17 @@ class SlackSender:
         return httpx.post(self.events_url, content=body, headers=all_headers, timeout=10)
 
     def command_body(self, command: str, text: str = "", *, channel: str | None = None) -> str:
+        return urlencode(self.command_fields(command, text, channel=channel))
+
+    def command_fields(self, command: str, text: str = "", *, channel: str | None = None) -> dict[str, str]:
         n = next(self._ids)
-        return urlencode({
+        return {
             "token": "legacy-verification", "team_id": TEAM_ID, "team_domain": "writers",
             "channel_id": channel or self.channel, "channel_name": "writers-room",
             "user_id": self.user, "user_name": self.user_name, "command": command, "text": text,
             "api_app_id": "A0APP", "is_enterprise_install": "false",
             "response_url": f"{self.response_base}/response/{n}", "trigger_id": f"trigger.{n}",
-        })
+        }
 
     def command(self, command: str, text: str = "", *, channel: str | None = None, **kwargs) -> httpx.Response:
         return self.post(self.command_body(command, text, channel=channel), **kwargs)

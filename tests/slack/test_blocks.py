@@ -103,5 +103,11 @@ def test_edit_modal_round_trip():
 
 def test_screenplay_read_back_from_a_posted_message():
     message = {"blocks": render_reply(scene_reply()).blocks}
-    assert screenplay_from_message(message) == SCENE
+    assert screenplay_from_message(message) == (SCENE, False)
+    long_body = "\n".join(f"LINE {i}" for i in range(1000))
+    text, cut = screenplay_from_message({"blocks": render_reply(scene_reply(long_body)).blocks})
+    assert cut and long_body.startswith(text)
+    modal = edit_modal(7, text, channel_id="C1", partial=cut)
+    assert modal["blocks"][0]["type"] == "context" and modal["blocks"][1]["block_id"] == "wr_edit_block"
     assert kind_of("wr_regenerate") is ActionKind.REGENERATE
+

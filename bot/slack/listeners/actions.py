@@ -59,8 +59,8 @@ def register(app: AsyncApp, services: CoreServices) -> None:
     async def handle_edit_button(ack, body, action, client) -> None:
         await ack()
         channel, thread_ts = _where(body)
-        scene = screenplay_from_message(body.get("message") or {}) or ""
-        view = edit_modal(int(action["value"]), scene, channel_id=channel, message_ts=thread_ts)
+        scene, partial = screenplay_from_message(body.get("message") or {}) or ("", False)
+        view = edit_modal(int(action["value"]), scene, channel_id=channel, message_ts=thread_ts, partial=partial)
         # The trigger_id lives 3 seconds: open the modal before anything slow.
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
