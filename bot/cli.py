@@ -52,8 +52,12 @@ def _global(index: Optional[Path] = typer.Option(None, "--index", help="Director
     state.index = index
 
 
-def settings() -> Settings:
+INDEX_OPTION = typer.Option(None, "--index", help="Directory of the FAISS index and its metadata.")
+
+
+def settings(index: Optional[Path] = None) -> Settings:
     """Effective settings, or exit with the one clear message naming the bad value."""
+    state.index = index or state.index
     overrides = {"general": {"index_dir": state.index}} if state.index else {}
     try:
         loaded = load_settings(**overrides)
@@ -118,19 +122,20 @@ def models_fetch(force: bool = typer.Option(False, help="Download and convert ag
 
 @app.command()
 def ingest(paths: list[Path] = typer.Argument(..., help="Files or directories of scripts (Fountain, TEI XML)."),
-           quiet: bool = typer.Option(False, help="No progress bar.")) -> None:
+           quiet: bool = typer.Option(False, help="No progress bar."),
+           index: Optional[Path] = INDEX_OPTION) -> None:
     """Parse, embed and index scripts; unchanged files are skipped."""
     from bot.runtime import embedder_path
     from retrieval.embed import Embedder
     from retrieval.ingest import ingest_paths
 
-    loaded = settings()
+    loaded = settings(index)
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         _fail(f"no such file or directory: {', '.join(missing)}")
     embedder = Embedder(embedder_path(loaded), batch_size=loaded.retrieval.batch_size)
     report = ingest_paths(paths, index_dir=loaded.index_dir, embedder=embedder, progress=not quiet)
-    typer.echo(report.summary() if hasattr(report, "summary") else str(report))
+    typer.echo(report.summary())
     for error in report.errors:
         typer.echo(f"  skipped: {error}", err=True)
 
@@ -138,11 +143,12 @@ def ingest(paths: list[Path] = typer.Argument(..., help="Files or directories of
 @app.command()
 def similar(text: str = typer.Argument(..., help="A logline or a pasted scene."),
             k: int = typer.Option(5, "--k", min=1, max=50, help="How many scenes."),
-            as_json: bool = typer.Option(False, "--json", help="Print JSON: a list, best first.")) -> None:
+            as_json: bool = typer.Option(False, "--json", help="Print JSON: a list, best first."),
+            index: Optional[Path] = INDEX_OPTION) -> None:
     """Find the closest scenes in the library."""
     from bot.runtime import make_searcher
 
-    loaded = settings()
+    loaded = settings(index)
     if not text.strip():
         _fail("give a logline or a scene to search for")
     try:
@@ -161,14 +167,15 @@ def similar(text: str = typer.Argument(..., help="A logline or a pasted scene.")
 
 @app.command()
 def dialogue(situation: str = typer.Argument(..., help="The situation; optional `characters: A, B` and `tone: …`."),
-             as_json: bool = typer.Option(False, "--json", help="Print JSON with text, model, adapter, sources.")) -> None:
+             as_json: bool = typer.Option(False, "--json", help="Print JSON with text, model, adapter, sources."),
+             index: Optional[Path] = INDEX_OPTION) -> None:
     """Write one scene through the running backend (see `writersroom start` or `backend serve`)."""
     from bot.core.dialogue import validate_prompt, write_scene
     from bot.core.llm_client import GenerationError
     from bot.core.replies import Invocation
     from bot.runtime import build_services
 
-    loaded = settings()
+    loaded = settings(index)
     problem = validate_prompt(situation, limit=loaded.generation.max_prompt_chars)
     if problem:
         _fail(problem)

@@ -68,7 +68,7 @@ def ingest_on_first_run(settings: Settings) -> None:
     say(f"first run: ingesting {', '.join(str(path) for path in paths)} into {settings.index_dir}")
     embedder = Embedder(embedder_path(settings), batch_size=settings.retrieval.batch_size)
     report = ingest_paths(paths, index_dir=settings.index_dir, embedder=embedder, progress=True)
-    say(f"ingest: {report}")
+    say(f"ingest: {report.summary()}")
 
 
 def start_backend(settings: Settings) -> subprocess.Popen | None:

@@ -35,6 +35,12 @@ class IngestReport:
     chunks: int = 0  # chunks embedded in this run
     errors: list[str] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """One line for people: what was read, embedded, skipped."""
+        line = (f"{self.files_seen} files: {self.scripts_added} scripts embedded ({self.scenes} scenes, "
+                f"{self.chunks} chunks), {self.scripts_unchanged} unchanged")
+        return line + (f", {len(self.errors)} could not be read" if self.errors else "")
+
 
 def ingest_paths(paths: Iterable[str | Path], *, index_dir: str | Path, embedder, progress: bool = True) -> IngestReport:
     """Ingest files and folders into the index in ``index_dir`` (created if missing) and save it."""

@@ -42,9 +42,10 @@ def library(tmp_path_factory) -> Path:
 def indexed(library, tmp_path_factory, real_models) -> dict[str, str]:
     home = tmp_path_factory.mktemp("home")
     env = {"WRITERSROOM_HOME": str(home), "WRITERSROOM_MODEL_CACHE_DIR": str(real_models["embedder"].parent)}
-    result = cli("ingest", str(library), "--quiet", env=env)
+    result = cli("ingest", str(library), "--quiet", "--index", str(home / "custom-index"), env=env)
     assert result.returncode == 0, result.stderr
-    return env
+    assert "3 files: 3 scripts embedded" in result.stdout
+    return {**env, "WRITERSROOM_INDEX_DIR": str(home / "custom-index")}
 
 
 def test_similar_json_lists_scenes_best_first(indexed):
@@ -62,7 +63,7 @@ def test_similar_json_lists_scenes_best_first(indexed):
 def test_ingesting_again_embeds_nothing_new(indexed, library):
     result = cli("ingest", str(library), "--quiet", env=indexed)
     assert result.returncode == 0, result.stderr
-    assert "unchanged" in result.stdout.lower()
+    assert "3 files: 0 scripts embedded (0 scenes, 0 chunks), 3 unchanged" in result.stdout
 
 
 def test_dialogue_json_has_text_model_adapter_and_sources(indexed, generator_dir):

@@ -225,7 +225,7 @@ def test_backend_down_shows_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_backend_unreachable_still_answers(tmp_path: Path) -> None:
-    """Not even the model list: the core raises something other than GenerationError."""
+    """Not even the model list answers: the writer still gets the core's clear message."""
     async def scenario() -> None:
         async with DiscordEmulator() as emulator:
             services = make_core_services(tmp_path, "http://127.0.0.1:9/v1",
@@ -234,6 +234,6 @@ def test_backend_unreachable_still_answers(tmp_path: Path) -> None:
                 interaction_id = await emulator.command("dialogue", situation=SITUATION)
                 embed = (await emulator.followup_for(interaction_id)).message["embeds"][0]
                 assert embed["color"] == COLOUR_ERROR.value
-                assert "ConnectError" in embed["description"]
+                assert "is not reachable. Is it running?" in embed["description"]
 
     _run(scenario())
