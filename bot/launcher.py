@@ -117,7 +117,7 @@ async def run_chat(settings: Settings, *, open_room: bool) -> None:
 
     services = build_services(settings)
     runners = []
-    if settings.slack.bot_token and settings.slack.signing_secret:
+    if settings.slack.bot_token and (settings.slack.signing_secret or settings.slack.app_token):
         say("Slack token set: starting the Slack bot")
         runners.append(run_slack(settings, services, socket_mode=bool(settings.slack.app_token)))
     if settings.discord.bot_token:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 
@@ -51,13 +52,11 @@ def summary(room, generation_id: int):
 
 
 def test_dialogue_acks_at_once_then_posts_the_scene_with_four_buttons(open_room):
-    with FakeBackend(delay_s=1.0) as slow:
+    with FakeBackend(delay_s=4.0) as slow:
         room = open_room(slow.url)
-        started = time.monotonic()
         response = room.sender.command("/dialogue", SITUATION)
-        acked_in = time.monotonic() - started
         assert response.status_code == 200
-        assert acked_in < 0.9, f"ack took {acked_in:.2f}s: it waited for the backend"
+        assert not room.api.of("chat.postMessage"), "the ack waited for the scene"
         assert "Writing the scene" in response.text  # Bolt acks with plain text: shown only to the writer
         call = room.api.wait_for("chat.postMessage")[0]
     assert call.args["channel"] == "C0ROOM" and call.token == "xoxb-1-writersroom-test"
@@ -263,7 +262,7 @@ def test_socket_mode_acks_over_the_socket_and_posts_the_scene(room):
 def test_concurrent_commands_are_all_acked_at_once(open_room):
     from concurrent.futures import ThreadPoolExecutor
 
-    with FakeBackend(delay_s=1.0) as slow:
+    with FakeBackend(delay_s=4.0) as slow:
         room = open_room(slow.url)
         room.sender.command("/wr-help")  # warm up (auth.test) outside the timing
         room.api.wait_for("chat.postMessage")
@@ -276,8 +275,20 @@ def test_concurrent_commands_are_all_acked_at_once(open_room):
         # More at once than sync Bolt's 5 listener threads; not many more, the fake backend's listen backlog is 5.
         with ThreadPoolExecutor(6) as pool:
             ack_times = list(pool.map(timed, range(6)))
-        # Each slow scene still ties up nothing: every ack comes well inside Slack's 3 s. (The bound is loose
-        # because the core's ChatClient builds an httpx.AsyncClient per call, ~0.1 s of CA loading on the loop.)
-        assert max(ack_times) < 2.0, ack_times
+        # Each slow scene ties up nothing: every ack is back inside Slack's 3 s, before any scene is posted.
+        assert max(ack_times) < 3.0, ack_times
+        assert not [call for call in room.api.of("chat.postMessage") if buttons(call)]
         scenes = room.api.wait_for("chat.postMessage", 6, where=lambda c: bool(buttons(c)), timeout=15)
     assert len({buttons(call)["wr_approve"] for call in scenes}) == 6
+
+
+def test_tokens_and_signing_secret_never_reach_the_logs(room, caplog):
+    from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET
+
+    caplog.set_level(logging.DEBUG)
+    room.sender.command("/dialogue", SITUATION)
+    call = room.api.wait_for("chat.postMessage", where=lambda c: bool(buttons(c)))[0]
+    room.sender.block_action(action_id="wr_approve", value=buttons(call)["wr_approve"], message=message_of(call))
+    room.api.wait_for("chat.postMessage", 2)
+    assert caplog.text  # the libraries did log at DEBUG
+    assert BOT_TOKEN not in caplog.text and SIGNING_SECRET not in caplog.text
