@@ -151,10 +151,9 @@ def similar(text: str = typer.Argument(..., help="A logline or a pasted scene.")
     loaded = settings(index)
     if not text.strip():
         _fail("give a logline or a scene to search for")
-    try:
-        hits = make_searcher(loaded).search(text, k=k)
-    except FileNotFoundError:
-        _fail(f"no index at {loaded.index_dir}: run `writersroom ingest PATH` first")
+    hits = make_searcher(loaded).search(text, k=k)
+    if not hits and not as_json:
+        _fail(f"nothing found: the index at {loaded.index_dir} is empty; run `writersroom ingest PATH` first")
     if as_json:
         typer.echo(json.dumps([hit.as_json() for hit in hits], indent=2, ensure_ascii=False))
         return

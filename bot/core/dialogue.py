@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass
 
@@ -15,8 +14,6 @@ from bot.core.replies import Action, ActionKind, Citation, Invocation, Reply, Se
 from bot.core.services import CoreServices
 from bot.store import queries
 from bot.store.db import session_scope
-
-log = logging.getLogger(__name__)
 
 DIALOGUE_ACTIONS = (
     (ActionKind.APPROVE, "Approve"),
@@ -88,13 +85,8 @@ async def write_scene(services: CoreServices, invocation: Invocation, *, parent_
 
 async def _exemplars(services: CoreServices, query: str) -> list[SceneHit]:
     count = services.settings.generation.exemplars
-    if count == 0:
-        return []
-    try:
-        return await services.search(query, k=count)
-    except FileNotFoundError:  # no index yet: generate ungrounded rather than fail
-        log.warning("no scene index yet; generating without exemplars")
-        return []
+    # An empty library gives no exemplars: the scene is then written ungrounded.
+    return await services.search(query, k=count) if count else []
 
 
 def _record(services: CoreServices, invocation: Invocation, *, text: str, parameters: dict,

@@ -7,6 +7,7 @@ from bot.core.services import CoreServices
 
 # A pasted scene may be long; the embedder reads ~256 word pieces anyway.
 SIMILAR_MAX_CHARS = 20_000
+NOTHING_FOUND = "Nothing found: the library is empty. Add scripts with `writersroom ingest PATH`."
 
 
 async def similar(services: CoreServices, invocation: Invocation) -> Reply:
@@ -15,12 +16,9 @@ async def similar(services: CoreServices, invocation: Invocation) -> Reply:
         return error_reply("/similar", "Give a logline or paste a scene, e.g. `/similar a con artist falls for her mark`.")
     if len(query) > SIMILAR_MAX_CHARS:
         return error_reply("/similar", f"That text is {len(query):,} characters; the limit is {SIMILAR_MAX_CHARS:,}.")
-    try:
-        hits = await services.search(query, k=services.settings.retrieval.top_k)
-    except FileNotFoundError:
-        return error_reply("/similar", "The library is empty: ingest scripts with `writersroom ingest PATH`.")
+    hits = await services.search(query, k=services.settings.retrieval.top_k)
     if not hits:
-        return Reply(title="/similar", sections=(Section(SectionKind.TEXT, "Nothing in the library matches yet."),))
+        return Reply(title="/similar", sections=(Section(SectionKind.TEXT, NOTHING_FOUND),))
     lines = [f"{rank}. {hit.title} — {hit.scene.heading} ({hit.score:.2f})" for rank, hit in enumerate(hits, 1)]
     citations = tuple(
         Citation(script_id=hit.script_id, title=hit.title, scene_index=hit.scene.index, heading=hit.scene.heading,

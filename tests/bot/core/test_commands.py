@@ -133,3 +133,9 @@ def test_similar_lists_the_closest_scenes_best_first(services):
 def test_unknown_command_gets_help(services):
     reply = run(dispatch(services, "summon", ask("")))
     assert reply.is_error and "Unknown command `/summon`" in reply.text and "/dialogue" in reply.text
+
+
+def test_similar_on_an_empty_library_says_how_to_fill_it(services):
+    services.searcher_factory = lambda: type("Empty", (), {"search": lambda self, query, k=5: []})()
+    reply = run(dispatch(services, "similar", ask("anything at all")))
+    assert "library is empty" in reply.text and "writersroom ingest" in reply.text
