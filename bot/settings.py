@@ -185,6 +185,8 @@ class GenerationSettings(_Section):
     max_prompt_chars: int = Field(default=1500, ge=20, le=20000, description="Longest situation a writer may type.")
     exemplars: int = Field(default=2, ge=0, le=8, description="Retrieved scenes shown to the model as exemplars.")
     exemplar_chars: int = Field(default=600, ge=100, le=4000, description="Characters kept of each exemplar scene.")
+    max_attempts: int = Field(default=3, ge=1, le=10, description="Generations tried before a scene that fails validation is shown as is.")
+    copy_guard_words: int = Field(default=12, ge=5, le=100, description="A verbatim run this many words long shared with the library counts as copying.")
 
 
 class RetrievalSettings(_Section):
@@ -211,6 +213,11 @@ class BackendSettings(_Section):
         default=None, description="Bearer key the backend requires and the bots send (environment only)."
     )
     startup_timeout_s: float = Field(default=180.0, gt=0, description="How long `start` waits for the backend to load.")
+    max_batch: int = Field(default=16, ge=1, le=256, description="Most requests decoded together in one batch.")
+    batch_wait_ms: int = Field(default=20, ge=0, le=5000, description="How long a new batch waits for company before it starts.")
+    max_queue: int = Field(default=64, ge=1, le=100000, description="Requests waiting beyond this get 429 with Retry-After.")
+    request_timeout_s: float = Field(default=300.0, gt=0, description="A request still unfinished after this fails with 504.")
+    adapter_poll_s: float = Field(default=5.0, gt=0, description="How often the backend looks for new or removed adapter versions.")
 
     _check_key = field_validator("api_key", mode="after")(lambda cls, v: _refuse_placeholder(v))
 
