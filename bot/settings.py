@@ -256,12 +256,31 @@ class DiscordSettings(_Section):
         return None if value in ("", None) else value
 
 
+class RoomSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="WRITERSROOM_ROOM_", extra="ignore")
+    toml_table: ClassVar[str | None] = "room"
+
+    approvers: list[str] = Field(
+        default_factory=list, description="Platform user ids who may approve, reject or edit; empty: anyone in the room."
+    )
+    approver_roles: list[str] = Field(
+        default_factory=list, description="Slack user group ids or Discord role ids whose members may approve."
+    )
+    quorum: int = Field(default=1, ge=1, le=20, description="Approvals a scene needs before it counts as approved.")
+    admins: list[str] = Field(default_factory=list, description="Platform user ids allowed to run admin-only /room actions.")
+    admin_roles: list[str] = Field(default_factory=list, description="Slack user group ids or Discord role ids of room admins.")
+    rate_limit_per_minute: int = Field(
+        default=6, ge=0, le=1000, description="Scenes one writer may request per minute (0: no limit)."
+    )
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "general": GeneralSettings,
     "model": ModelSettings,
     "generation": GenerationSettings,
     "retrieval": RetrievalSettings,
     "backend": BackendSettings,
+    "room": RoomSettings,
     "slack": SlackSettings,
     "discord": DiscordSettings,
 }
@@ -283,6 +302,7 @@ class Settings:
     generation: GenerationSettings
     retrieval: RetrievalSettings
     backend: BackendSettings
+    room: RoomSettings
     slack: SlackSettings
     discord: DiscordSettings
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from bot.core import dialogue, similar
+from bot.core import dialogue, room_admin, similar
+from bot.core.ratelimit_reply import rate_limited
 from bot.core.replies import Invocation, Reply, Section, SectionKind
 from bot.core.services import CoreServices
 
@@ -18,6 +19,7 @@ class Command:
     usage: str
     summary: str
     handler: Handler
+    writes_scene: bool = False  # costly: counts against the writer's rate limit
 
 
 async def _help(services: CoreServices, invocation: Invocation) -> Reply:
@@ -30,9 +32,11 @@ COMMANDS: dict[str, Command] = {
     command.name: command
     for command in (
         Command("dialogue", "/dialogue <situation> [characters: A, B] [tone: …]",
-                "write a scene in screenplay format, grounded in the library", dialogue.dialogue),
+                "write a scene in screenplay format, grounded in the library", dialogue.dialogue, writes_scene=True),
         Command("similar", "/similar <logline or pasted scene>",
                 "find the closest scenes and scripts in the library", similar.similar),
+        Command("room", f"{room_admin.USAGE}", "this room's status, model, and your training consent",
+                room_admin.room),
         Command("help", "/help", "show this list", _help),
     )
 }
@@ -45,4 +49,8 @@ async def dispatch(services: CoreServices, name: str, invocation: Invocation) ->
         reply = await _help(services, invocation)
         note = Section(SectionKind.ERROR, f"Unknown command `/{name.lstrip('/')}`.")
         return Reply(title=reply.title, sections=(note, *reply.sections), is_error=True)
+    if command.writes_scene and invocation.text.strip():
+        limited = rate_limited(services, invocation)
+        if limited:
+            return limited
     return await command.handler(services, invocation)

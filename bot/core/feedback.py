@@ -7,6 +7,7 @@ import asyncio
 
 from bot.core.dialogue import scene_reply, write_scene
 from bot.core.llm_client import GenerationError
+from bot.core.ratelimit_reply import rate_limited
 from bot.core.replies import ActionKind, Invocation, Reply, Section, SectionKind, error_reply
 from bot.core.services import CoreServices
 from bot.store import queries
@@ -19,6 +20,8 @@ async def record(services: CoreServices, invocation: Invocation, *, generation_i
                  edited_text: str | None = None) -> Reply:
     if kind is ActionKind.REGENERATE:
         return await regenerate(services, invocation, generation_id=generation_id)
+    if not services.policy.may_approve(invocation):
+        return error_reply("Feedback", "Only the room's approvers can approve, reject or edit scenes here.")
     if kind is ActionKind.EDIT and not (edited_text or "").strip():
         return error_reply("Edit", "The edited scene is empty; nothing was recorded.")
     try:
@@ -29,9 +32,11 @@ async def record(services: CoreServices, invocation: Invocation, *, generation_i
     who = invocation.user_name or invocation.user_id
     lead = f"{who} {_VERBS[kind]} generation {generation_id}." if created else \
         f"{who} had already {_VERBS[kind]} generation {generation_id}; nothing changed."
-    state = f"Approvals: {summary.approvals} · Rejections: {summary.rejections} · Edits: {summary.edits}"
-    return Reply(title="Feedback", sections=(Section(SectionKind.TEXT, f"{lead}\n{state}"),),
-                 generation_id=generation_id, metadata={"created": created})
+    counts = f"Approvals: {summary.approvals} · Rejections: {summary.rejections} · Edits: {summary.edits}"
+    state = services.policy.approval_state(summary.approvals)
+    return Reply(title="Feedback", sections=(Section(SectionKind.TEXT, f"{lead}\n{state} · {counts}"),),
+                 generation_id=generation_id,
+                 metadata={"created": created, "approved": summary.approvals >= services.policy.quorum})
 
 
 def _store_feedback(services: CoreServices, invocation: Invocation, generation_id: int, kind: ActionKind,
@@ -53,6 +58,9 @@ def _store_feedback(services: CoreServices, invocation: Invocation, generation_i
 
 
 async def regenerate(services: CoreServices, invocation: Invocation, *, generation_id: int) -> Reply:
+    limited = rate_limited(services, invocation)
+    if limited:
+        return limited
     prompt = await asyncio.to_thread(_prompt_of, services, generation_id)
     if prompt is None:
         return error_reply("Regenerate", f"Generation {generation_id} does not exist.")

@@ -22,6 +22,7 @@ class Invocation:
     room_name: str | None = None
     thread_id: str | None = None
     delivery_id: str | None = None  # the platform's id for this delivery, to drop duplicates
+    roles: tuple[str, ...] = ()  # Slack user groups / Discord roles the user holds, as the adapter knows them
 
 
 class SectionKind(str, Enum):

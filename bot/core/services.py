@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from retrieval.types import SceneHit
 
 from bot.core.llm_client import ChatClient
+from bot.core.policy import RoomPolicy
+from bot.core.ratelimit import RateLimiter
 from bot.settings import Settings
 
 
@@ -28,6 +30,12 @@ class CoreServices:
     model_name: str | None = None  # None: ask the backend's /v1/models once
     _searcher: SceneSearch | None = field(default=None, init=False, repr=False)
     _searcher_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    policy: RoomPolicy = field(init=False)
+    limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = RoomPolicy.from_settings(self.settings.room)
+        self.limiter = RateLimiter(self.settings.room.rate_limit_per_minute)
 
     def searcher(self) -> SceneSearch:
         """Loaded on first use: the embedder takes seconds to load and not every command needs it."""

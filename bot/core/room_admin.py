@@ -1,0 +1,83 @@
+"""/room: what a room can ask about itself, and the writer's own training consent.
+
+    /room help | status | model | consent on|off
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.core.llm_client import GenerationError
+from bot.core.replies import Invocation, Reply, Section, SectionKind, error_reply
+from bot.core.services import CoreServices
+from bot.store import queries
+from bot.store.db import session_scope
+
+USAGE = "/room help | status | model | consent on|off"
+
+
+def _text(title: str, body: str) -> Reply:
+    return Reply(title=title, sections=(Section(SectionKind.TEXT, body),))
+
+
+async def room(services: CoreServices, invocation: Invocation) -> Reply:
+    action, _, rest = invocation.text.strip().partition(" ")
+    handler = _ACTIONS.get(action.lower())
+    if handler is None:
+        problem = f"Unknown /room action `{action}`. " if action and action.lower() != "help" else ""
+        return _text("/room", f"{problem}Usage: `{USAGE}`\n"
+                              "status: this room's numbers and policy · model: what writes the scenes · "
+                              "consent off: keep your approvals and edits out of training")
+    return await handler(services, invocation, rest.strip().lower())
+
+
+async def _status(services: CoreServices, invocation: Invocation, _: str) -> Reply:
+    stats = await asyncio.to_thread(_room_stats, services, invocation)
+    policy = services.policy
+    approvers = ", ".join(sorted(policy.approvers | policy.approver_roles)) or "anyone in the room"
+    lines = [
+        f"Scenes written: {stats['generations']} · approvals {stats['approvals']} · rejections {stats['rejections']}"
+        f" · edits {stats['edits']}",
+        f"Approvals needed per scene: {policy.quorum} · approvers: {approvers}",
+        f"Scene requests per writer per minute: {services.limiter.per_minute or 'unlimited'}",
+    ]
+    return _text("/room status", "\n".join(lines))
+
+
+def _room_stats(services: CoreServices, invocation: Invocation) -> dict[str, int]:
+    with session_scope(services.sessions) as session:
+        room = queries.get_or_create_room(session, platform=invocation.platform, external_id=invocation.room_id,
+                                          name=invocation.room_name)
+        return queries.room_stats(session, room=room)
+
+
+async def _model(services: CoreServices, invocation: Invocation, _: str) -> Reply:
+    try:
+        names = await services.chat.models()
+    except GenerationError as exc:
+        return error_reply("/room model", str(exc))
+    serving = await services.base_model()
+    others = [name for name in names if name != serving]
+    body = f"Scenes are written by `{serving}`."
+    if others:
+        body += "\nAlso available: " + ", ".join(f"`{name}`" for name in others)
+    return _text("/room model", body)
+
+
+async def _consent(services: CoreServices, invocation: Invocation, choice: str) -> Reply:
+    if choice not in ("on", "off"):
+        return error_reply("/room consent", "Say `/room consent on` or `/room consent off`.")
+    await asyncio.to_thread(_set_consent, services, invocation, choice == "on")
+    if choice == "on":
+        return _text("/room consent", "Your approvals and edits will be used to fine-tune this room's model.")
+    return _text("/room consent", "Your approvals, edits and requested scenes are now kept out of training.")
+
+
+def _set_consent(services: CoreServices, invocation: Invocation, consent: bool) -> None:
+    with session_scope(services.sessions) as session:
+        user = queries.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
+                                          display_name=invocation.user_name)
+        queries.set_training_consent(session, user=user, consent=consent)
+
+
+_ACTIONS = {"status": _status, "model": _model, "consent": _consent}

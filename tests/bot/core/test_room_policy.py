@@ -1,0 +1,88 @@
+"""Room policy as writers meet it: who may approve, quorum, rate limit, /room."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.core.commands import dispatch
+from bot.core.feedback import record
+from bot.core.ratelimit import RateLimiter
+from bot.core.replies import ActionKind, Invocation
+from bot.store import queries
+from bot.store.db import session_scope
+from tests.support.core_services import make_core_services
+from tests.support.fake_backend import FakeBackend
+
+
+@pytest.fixture
+def backend():
+    with FakeBackend() as fake:
+        yield fake
+
+
+def ask(text: str, user: str = "U1", roles: tuple[str, ...] = ()) -> Invocation:
+    return Invocation(platform="discord", room_id="G1:C1", user_id=user, user_name=user.lower(), text=text,
+                      roles=roles)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_only_approvers_may_approve_and_quorum_shows_progress(tmp_path, backend):
+    services = make_core_services(tmp_path, backend.url,
+                                  room={"approvers": ["U1"], "approver_roles": ["R-showrunner"], "quorum": 2})
+    scene = run(dispatch(services, "dialogue", ask("a robot boots up", user="U9")))
+    refused = run(record(services, ask("", user="U9"), generation_id=scene.generation_id, kind=ActionKind.APPROVE))
+    first = run(record(services, ask("", user="U1"), generation_id=scene.generation_id, kind=ActionKind.APPROVE))
+    second = run(record(services, ask("", user="U7", roles=("R-showrunner",)), generation_id=scene.generation_id,
+                        kind=ActionKind.APPROVE))
+    assert refused.is_error and "Only the room's approvers" in refused.text
+    assert "Awaiting approval (1/2: 1 more needed)" in first.text and not first.metadata["approved"]
+    assert "Approved (2/2)" in second.text and second.metadata["approved"]
+    with session_scope(services.sessions) as session:
+        assert queries.feedback_summary(session, generation_id=scene.generation_id).approvals == 2
+
+
+def test_a_writer_over_the_rate_limit_is_told_when_to_retry(tmp_path, backend):
+    services = make_core_services(tmp_path, backend.url, room={"rate_limit_per_minute": 2})
+    replies = [run(dispatch(services, "dialogue", ask(f"scene {n}"))) for n in range(3)]
+    other_writer = run(dispatch(services, "dialogue", ask("scene for someone else", user="U2")))
+    assert not replies[0].is_error and not replies[1].is_error
+    assert replies[2].is_error and "2 scenes a minute" in replies[2].text
+    assert not other_writer.is_error
+    assert len(backend.requests) == 3
+
+
+def test_rate_limiter_window_slides():
+    now = [0.0]
+    limiter = RateLimiter(2, clock=lambda: now[0])
+    assert limiter.retry_after("a") == 0 and limiter.retry_after("a") == 0
+    assert limiter.retry_after("a") == pytest.approx(60)
+    now[0] = 59.5
+    assert limiter.retry_after("a") == pytest.approx(0.5)
+    now[0] = 60.0
+    assert limiter.retry_after("a") == 0
+
+
+def test_room_status_consent_and_model(tmp_path, backend):
+    services = make_core_services(tmp_path, backend.url, room={"quorum": 2})
+    scene = run(dispatch(services, "dialogue", ask("a robot boots up")))
+    run(record(services, ask(""), generation_id=scene.generation_id, kind=ActionKind.APPROVE))
+    status = run(dispatch(services, "room", ask("status")))
+    assert "Scenes written: 1 · approvals 1" in status.text and "Approvals needed per scene: 2" in status.text
+
+    off = run(dispatch(services, "room", ask("consent off")))
+    assert "kept out of training" in off.text
+    with session_scope(services.sessions) as session:
+        assert queries.approved_examples(session) == []
+
+    model = run(dispatch(services, "room", ask("model")))
+    assert "`fake-model`" in model.text
+
+    unknown = run(dispatch(services, "room", ask("explode")))
+    assert "Unknown /room action `explode`" in unknown.text and "consent on|off" in unknown.text
+    bad = run(dispatch(services, "room", ask("consent maybe")))
+    assert bad.is_error
