@@ -136,8 +136,10 @@ def ingest(paths: list[Path] = typer.Argument(..., help="Files or directories of
     embedder = Embedder(embedder_path(loaded), batch_size=loaded.retrieval.batch_size)
     report = ingest_paths(paths, index_dir=loaded.index_dir, embedder=embedder, progress=not quiet)
     typer.echo(report.summary())
-    for error in report.errors:
-        typer.echo(f"  skipped: {error}", err=True)
+    for path, reason in report.skipped:
+        typer.echo(f"  skipped {path}: {reason}", err=True)
+    for path, reason in report.failed:
+        typer.echo(f"  could not read {path}: {reason}", err=True)
 
 
 @app.command()

@@ -3,7 +3,9 @@
 Re-running ingest over the same library is the normal case (a nightly job, or a
 writer dropping a new draft into the folder), so it is incremental: a file whose
 bytes are unchanged costs one hash and no embedding; a changed file replaces its
-script; a broken file is reported and the rest carry on.
+script; a broken file is reported with its reason (undecodable text, binary, too large,
+malformed or hostile XML, encrypted or scanned PDF) and the rest carry on. A text file
+that is neither a screenplay nor a play is reported as skipped, not as broken.
 
     python -m retrieval.ingest --index-dir var/index --model-dir models/minilm scripts/
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +22,18 @@ from typing import Iterable, Iterator, Sequence
 
 from retrieval.chunk import chunk_script
 from retrieval.index import SceneIndex
-from retrieval.parse import FOUNTAIN_SUFFIXES, SUPPORTED_SUFFIXES, XML_SUFFIXES, ParseError, parse_file
+from retrieval.parse import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, NotAScript, ParseError, parse_file
 
-# When walking a folder, .txt is skipped: libraries are full of README and LICENSE
-# .txt files. A .txt named explicitly is read as Fountain.
-WALK_SUFFIXES = FOUNTAIN_SUFFIXES | XML_SUFFIXES
+# Every supported type is walked, .txt included: a .txt that is not a script is told
+# apart by content (see retrieval.parse.detect_format) and reported as skipped. Files
+# named like a project's paperwork are passed over without a word, since libraries are
+# full of them ("LICENSE_Cyber_Bob_Dedication.txt", "README.txt").
+WALK_SUFFIXES = SUPPORTED_SUFFIXES
+PAPERWORK = re.compile(
+    r"^(?:LICEN[CS]E|README|COPYING|COPYRIGHT|AUTHORS|CONTRIBUTORS|CONTRIBUTING|CHANGELOG|CHANGES|NOTICE|INSTALL|"
+    r"ATTRIBUTION|CREDITS|THANKS|TODO)",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -33,46 +43,69 @@ class IngestReport:
     scripts_unchanged: int = 0
     scenes: int = 0  # scenes embedded in this run
     chunks: int = 0  # chunks embedded in this run
-    errors: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): could not be read
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): read, but not a script
+
+    @property
+    def errors(self) -> list[str]:
+        """``failed`` as "path: reason" lines (what the CLI and bots print)."""
+        return [f"{path}: {reason}" for path, reason in self.failed]
 
     def summary(self) -> str:
         """One line for people: what was read, embedded, skipped."""
         line = (f"{self.files_seen} files: {self.scripts_added} scripts embedded ({self.scenes} scenes, "
                 f"{self.chunks} chunks), {self.scripts_unchanged} unchanged")
-        return line + (f", {len(self.errors)} could not be read" if self.errors else "")
+        line += f", {len(self.skipped)} not scripts" if self.skipped else ""
+        return line + (f", {len(self.failed)} could not be read" if self.failed else "")
 
 
-def ingest_paths(paths: Iterable[str | Path], *, index_dir: str | Path, embedder, progress: bool = True) -> IngestReport:
-    """Ingest files and folders into the index in ``index_dir`` (created if missing) and save it."""
+def ingest_paths(paths: Iterable[str | Path], *, index_dir: str | Path, embedder, progress: bool = True,
+                 max_file_bytes: int = MAX_FILE_BYTES) -> IngestReport:
+    """Ingest files and folders into the index in ``index_dir`` (created if missing) and save it.
+
+    A file that cannot be read is recorded in ``report.failed`` as (path, reason) and the
+    run goes on; files larger than ``max_file_bytes`` are refused before being read.
+    """
     from tqdm import tqdm
 
     index = SceneIndex.open(index_dir, model_id=embedder.model_id, dim=embedder.dim)
     report = IngestReport()
-    files = list(iter_script_files(paths, errors=report.errors))
-    for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
-        report.files_seen += 1
-        try:
-            _ingest_file(path, index=index, embedder=embedder, report=report)
-        except ParseError as exc:
-            report.errors.append(str(exc))
-    index.save()
+    files = list(iter_script_files(paths, failed=report.failed))
+    # Saved even when something unexpected (the embedder, the disk) stops the run half
+    # way: every file finished so far is kept, and a file caught mid-way has not touched
+    # the index, because its old version is only removed once its new vectors exist.
+    try:
+        for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
+            report.files_seen += 1
+            try:
+                _ingest_file(path, index=index, embedder=embedder, report=report, max_file_bytes=max_file_bytes)
+            except NotAScript as exc:
+                report.skipped.append((exc.path, exc.reason))
+            except ParseError as exc:
+                report.failed.append((exc.path, exc.reason))
+    finally:
+        index.save()
     return report
 
 
-def iter_script_files(paths: Iterable[str | Path], *, errors: list[str]) -> Iterator[Path]:
-    """Script files under the given paths, sorted within each folder so runs are repeatable."""
+def iter_script_files(paths: Iterable[str | Path], *, failed: list[tuple[str, str]]) -> Iterator[Path]:
+    """Script files under the given paths, sorted within each folder so runs are repeatable.
+
+    In a folder: supported types only, leaving out hidden files and folders and project
+    paperwork (LICENSE*, README*, COPYING*, ...). A file named explicitly is always tried.
+    """
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            candidates = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in WALK_SUFFIXES)
+            candidates = sorted(p for p in path.rglob("*") if p.is_file() and _walkable(p.relative_to(path)))
         elif path.is_file():
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                errors.append(f"{path}: unsupported file type {path.suffix or '(no extension)'!r}")
+                failed.append((str(path), f"unsupported file type {path.suffix or '(no extension)'!r}"))
                 continue
             candidates = [path]
         else:
-            errors.append(f"{path}: no such file or directory")
+            failed.append((str(path), "no such file or directory"))
             continue
         for candidate in candidates:
             resolved = candidate.resolve()
@@ -81,14 +114,29 @@ def iter_script_files(paths: Iterable[str | Path], *, errors: list[str]) -> Iter
                 yield resolved
 
 
-def _ingest_file(path: Path, *, index: SceneIndex, embedder, report: IngestReport) -> None:
+def _walkable(relative: Path) -> bool:
+    if any(part.startswith(".") for part in relative.parts):
+        return False
+    return relative.suffix.lower() in WALK_SUFFIXES and not PAPERWORK.match(relative.name)
+
+
+def _ingest_file(path: Path, *, index: SceneIndex, embedder, report: IngestReport, max_file_bytes: int) -> None:
     key = str(path)
-    content_hash = file_hash(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ParseError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    if size > max_file_bytes:  # before hashing: a huge file is not even read
+        raise ParseError(path, f"file is {size} bytes, larger than the {max_file_bytes} byte limit")
+    try:
+        content_hash = file_hash(path)
+    except OSError as exc:
+        raise ParseError(path, f"cannot read file ({exc.strerror or exc})") from exc
     previous = index.file_record(key)
     if previous and previous["hash"] == content_hash and previous["script_id"] in index.script_ids():
         report.scripts_unchanged += 1
         return
-    script = parse_file(path)
+    script = parse_file(path, max_bytes=max_file_bytes)
     script.script_id = _unique_script_id(script.script_id, key, index)
     chunks = chunk_script(script)
     if not chunks:
@@ -134,7 +182,7 @@ def file_hash(path: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Ingest screenplays (Fountain) and plays (TEI) into a scene index.")
+    parser = argparse.ArgumentParser(description="Ingest screenplays (Fountain, FDX, PDF, text) and plays (TEI, Gutenberg text) into a scene index.")
     parser.add_argument("paths", nargs="*", type=Path, help="files or folders; default: the bundled corpus")
     parser.add_argument("--index-dir", type=Path, required=True)
     parser.add_argument("--model-dir", type=Path, required=True, help="local sentence-transformers model directory")
@@ -147,10 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = ingest_paths(args.paths or [bundled_corpus_dir()], index_dir=args.index_dir, embedder=embedder)
     print(
         f"{report.files_seen} files: {report.scripts_added} added, {report.scripts_unchanged} unchanged, "
-        f"{report.scenes} scenes / {report.chunks} chunks embedded, {len(report.errors)} errors"
+        f"{report.scenes} scenes / {report.chunks} chunks embedded, {len(report.failed)} errors, "
+        f"{len(report.skipped)} skipped"
     )
-    for error in report.errors:
-        print(f"  error: {error}", file=sys.stderr)
+    for path, reason in report.failed:
+        print(f"  error: {path}: {reason}", file=sys.stderr)
+    for path, reason in report.skipped:
+        print(f"  skipped: {path}: {reason}", file=sys.stderr)
     return 1 if report.errors and not (report.scripts_added or report.scripts_unchanged) else 0
 
 

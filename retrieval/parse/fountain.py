@@ -196,6 +196,22 @@ def _classify(lines: list[str]) -> list[Element]:
     return out
 
 
+def is_scene_heading(s: str) -> bool:
+    """True for a line that reads as a scene heading (INT./EXT./EST./I/E ...), for the
+    layout parsers (PDF, screenplay text) that share Fountain's idea of a heading."""
+    return bool(_HEADING.match(s.strip()))
+
+
+def character_cue(s: str) -> Element | None:
+    """A CHARACTER element for a cue line ("JIM (O.S.) (CONT'D)" -> JIM, "O.S."), or None."""
+    return _cue(s.strip())
+
+
+def group_scenes(elements: list[Element]) -> list[Scene]:
+    """Split a flat element list into scenes at each heading (shared by every parser)."""
+    return _group_scenes(elements)
+
+
 def _forced_heading(s: str) -> bool:
     return len(s) > 1 and s[0] == "." and s[1].isalnum()
 

@@ -33,7 +33,7 @@ _MAX_HEADING = 80
 def parse_tei(data: bytes, *, path: str | Path = "") -> Script:
     from retrieval.parse import ParseError, slugify
 
-    root = _parse_xml(data, path=path)
+    root = parse_untrusted_xml(data, path=path)
     if root.tag != f"{TEI}TEI":
         raise ParseError(path, f"not a TEI document (root element is {_local(root.tag)!r}, expected TEI)")
     header = root.find(f"{TEI}teiHeader")
@@ -62,7 +62,9 @@ def parse_tei(data: bytes, *, path: str | Path = "") -> Script:
     )
 
 
-def _parse_xml(data: bytes, *, path: str | Path) -> XmlElement:
+def parse_untrusted_xml(data: bytes, *, path: str | Path) -> XmlElement:
+    """Parse XML from a user's library, refusing DTDs, entities and external references
+    (shared with the FDX parser)."""
     from retrieval.parse import ParseError
 
     try:
