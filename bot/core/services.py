@@ -52,3 +52,22 @@ class CoreServices:
             names = await self.chat.models()
             self.model_name = names[0]
         return self.model_name
+
+    async def model_for(self, room_id: str) -> tuple[str, str | None]:
+        """(model name to request, adapter version or None) for a room right now.
+
+        The registry's serving pointer names the adapter version (a room's own, else the
+        default); it is used only once the backend lists it, so a promotion the backend
+        has not loaded yet, or a vLLM without that LoRA module, falls back to the base model.
+        """
+        # The registry module is standard-library only: reading the pointer pulls in no torch.
+        from backend.registry import RegistryError, serving
+
+        base = await self.base_model()
+        try:
+            version = serving(self.settings.adapter_dir).version_for(room_id)
+        except (RegistryError, OSError, ValueError):
+            version = None
+        if version and version in await self.chat.models():
+            return version, version
+        return base, None
