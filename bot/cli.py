@@ -5,6 +5,8 @@
     writersroom dialogue "SITUATION" --json
     writersroom similar "TEXT" --k 5 --json
     writersroom ingest PATH... [--index DIR]
+    writersroom style FILE [--json]
+    writersroom recommend --room ROOM [--k 5] [--json]
     writersroom models fetch
     writersroom backend serve --port 8088
     writersroom slack [--port P] [--socket-mode]
@@ -38,6 +40,11 @@ app.add_typer(models_app, name="models")
 app.add_typer(backend_app, name="backend")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+# Commands that live in their own modules (each imports only typer at module level).
+from bot.cli_analysis import recommend_command, style_command  # noqa: E402
+
+app.command("style")(style_command)
+app.command("recommend")(recommend_command)
 
 
 class _State:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from bot.core import dialogue, room_admin, similar
+from bot.core import dialogue, recommend, room_admin, similar, style
 from bot.core.ratelimit_reply import rate_limited
 from bot.core.replies import Invocation, Reply, Section, SectionKind
 from bot.core.services import CoreServices
@@ -35,6 +35,11 @@ COMMANDS: dict[str, Command] = {
                 "write a scene in screenplay format, grounded in the library", dialogue.dialogue, writes_scene=True),
         Command("similar", "/similar <logline or pasted scene>",
                 "find the closest scenes and scripts in the library", similar.similar),
+        Command("recommend", recommend.USAGE,
+                "scripts this room has not drawn on yet, close to the scenes it approved", recommend.recommend),
+        Command("style", style.USAGE,
+                "style report of a pasted scene or script: cast lines, pages, dialogue/action, INT/EXT, day/night",
+                style.style),
         Command("room", f"{room_admin.USAGE}", "this room's status, model, and your training consent",
                 room_admin.room),
         Command("help", "/help", "show this list", _help),
