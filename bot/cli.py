@@ -5,6 +5,7 @@
     writersroom dialogue "SITUATION" --json
     writersroom similar "TEXT" --k 5 --json
     writersroom ingest PATH... [--index DIR]
+    writersroom index stats|list|remove SCRIPT|rebuild [--kind flat|hnsw|ivfpq|auto]
     writersroom style FILE [--json]
     writersroom recommend --room ROOM [--k 5] [--json]
     writersroom models fetch
@@ -42,6 +43,9 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 # Commands that live in their own modules (each imports only typer at module level).
 from bot.cli_analysis import recommend_command, style_command  # noqa: E402
+from bot.cli_index import index_app  # noqa: E402
+
+app.add_typer(index_app, name="index")
 
 app.command("style")(style_command)
 app.command("recommend")(recommend_command)

@@ -200,6 +200,14 @@ class RetrievalSettings(_Section):
     )
     ingest_bundled_corpus: bool = Field(default=True, description="Ingest the bundled public-domain corpus on first run.")
     batch_size: int = Field(default=32, ge=1, le=1024, description="Embedding batch size.")
+    index_hnsw_min_vectors: int = Field(default=50_000, ge=1, description="Vectors from which the index becomes HNSW.")
+    index_ivfpq_min_vectors: int = Field(default=500_000, ge=1, description="Vectors from which the index becomes IVF-PQ.")
+    index_hnsw_m: int = Field(default=32, ge=4, le=128, description="HNSW graph degree.")
+    index_hnsw_ef_construction: int = Field(default=64, ge=8, le=1024, description="HNSW build-time search width.")
+    index_hnsw_ef_search: int = Field(default=96, ge=8, le=4096, description="HNSW query-time search width.")
+    index_ivf_nprobe: int = Field(default=64, ge=1, le=65536, description="IVF lists searched per query.")
+    index_pq_m: int = Field(default=48, ge=1, le=384, description="PQ sub-quantizers (must divide the dimension).")
+    index_rerank: int = Field(default=32, ge=1, le=1000, description="IVF-PQ candidates per result re-scored exactly.")
 
 
 class BackendSettings(_Section):

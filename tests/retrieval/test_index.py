@@ -1,4 +1,4 @@
-"""SceneIndex: exact cosine search, removal, atomic persistence, embedder checks."""
+"""SceneIndex: exact cosine search, removal, atomic persistence, embedder checks, every index kind."""
 
 from __future__ import annotations
 
@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 
 from retrieval.chunk import Chunk
-from retrieval.index import EmbedderMismatchError, SceneIndex
+from retrieval.index import EmbedderMismatchError, SceneIndex, SceneIndexError, iter_records
 
 DIM = 16
+
+
+@pytest.fixture(autouse=True)
+def one_faiss_thread():
+    """Tiny indexes: OpenMP's thread start-up and spinning cost more than the work,
+    badly so on a shared 2-core machine."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
 
 
 def unit(rng, n, dim=DIM):
@@ -42,7 +54,8 @@ def test_search_finds_the_nearest_chunk_with_its_metadata(filled):
     assert (rec["title"], rec["scene_id"], rec["scene_text"], rec["location"]) == ("Beta", "beta#1", "full text of scene 1", "ROOM 1")
     scores = [s for _, s in index.search(va[0], 5)]
     assert scores == sorted(scores, reverse=True) and len(scores) == 5
-    assert index.stats() == {"scripts": 2, "scenes": 5, "chunks": 5, "dim": DIM, "embedder": "m:1"}
+    assert index.stats() == {"scripts": 2, "scenes": 5, "chunks": 5, "vectors": 5, "type": "flat", "pinned": False,
+                             "deleted": 0, "dim": DIM, "embedder": "m:1"}
 
 
 def test_removed_script_is_no_longer_returned(filled):
@@ -89,3 +102,162 @@ def test_add_needs_one_vector_per_chunk(tmp_path):
     with pytest.raises(ValueError, match="one vector per chunk"):
         index.add(chunks_for("a", 2), unit(np.random.default_rng(3), 3), model_id="m")
     assert index.search(np.ones(DIM, dtype=np.float32), 3) == []
+
+
+# -- every kind ----------------------------------------------------------------------
+
+KINDS = ["flat", "hnsw", "ivfpq"]
+
+
+def library(tmp_path, *, scripts=30, scenes=20, seed=0):
+    """scripts x scenes chunks; each script's vectors cluster around its own direction,
+    so a script's chunks are each other's neighbours, as scenes of one script tend to be."""
+    rng = np.random.default_rng(seed)
+    index = SceneIndex(tmp_path / "idx", model_id="m:1", dim=DIM)
+    vectors = {}
+    for n in range(scripts):
+        centre = unit(rng, 1)
+        v = centre + 0.3 * unit(rng, scenes)
+        vectors[f"s{n:02d}"] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        index.add(chunks_for(f"s{n:02d}", scenes, title=f"Script {n}"), vectors[f"s{n:02d}"], model_id="m:1")
+    return index, vectors
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_finds_the_same_neighbours_as_flat(tmp_path, kind):
+    index, vectors = library(tmp_path)
+    queries = [vectors["s03"][2], vectors["s17"][5], vectors["s29"][0]]
+    exact = [[r["chunk_id"] for r, _ in index.search(q, 5)] for q in queries]
+    assert index.rebuild(kind) == kind and index.stats()["type"] == kind and index.pinned
+    for q, expected in zip(queries, exact):
+        hits = index.search(q, 5)
+        assert [r["chunk_id"] for r, _ in hits][0] == expected[0]
+        assert hits[0][1] == pytest.approx(1.0, abs=1e-4)  # scores are exact cosines in every kind
+        assert len({r["chunk_id"] for r, _ in hits} & set(expected)) >= 4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_removed_script_is_never_returned_by_any_kind(tmp_path, kind):
+    index, vectors = library(tmp_path)
+    index.rebuild(kind)
+    assert index.remove_script("s05") == 20
+    query = vectors["s05"][0]
+
+    def scripts_found(idx):
+        return {r["script_id"] for r, _ in idx.search(query, 50)}
+
+    assert "s05" not in scripts_found(index) and len(index.search(query, 50)) == 50
+    index.save()
+    loaded = SceneIndex.load(tmp_path / "idx")
+    assert loaded.kind == kind and "s05" not in scripts_found(loaded)
+    assert loaded.stats()["chunks"] == loaded.stats()["vectors"] == 580
+    if kind == "hnsw":  # tombstones survive a save and are compacted by a rebuild
+        assert loaded.stats()["deleted"] == 20
+    loaded.rebuild(kind)
+    assert loaded.stats()["deleted"] == 0 and "s05" not in scripts_found(loaded)
+    assert len(loaded.search(query, 10_000)) == 580
+
+
+def test_rebuild_moves_between_kinds_keeping_ids_and_metadata(tmp_path):
+    index, vectors = library(tmp_path)
+    index.set_script_info("s01", title="Script 1", source_path="/lib/s01.fountain")
+    index.record_file("/lib/s01.fountain", content_hash="h1", script_id="s01")
+    before = list(iter_records(index))
+    query = vectors["s11"][4]
+    best = index.search(query, 3)
+    for kind in ["hnsw", "ivfpq", "flat"]:
+        index.rebuild(kind)
+        index.save()
+        index = SceneIndex.load(tmp_path / "idx")
+        assert index.kind == kind and list(iter_records(index)) == before
+        record, score = index.search(query, 3)[0]
+        assert record == best[0][0] and score == pytest.approx(best[0][1], abs=1e-5)
+        assert index.file_record("/lib/s01.fountain") == {"hash": "h1", "script_id": "s01"}
+        generation = index._generation
+        expected = {"meta.json", f"vectors-{generation}.faiss"} | (set() if kind == "flat" else {f"ann-{generation}.faiss"})
+        assert {p.name for p in (tmp_path / "idx").iterdir()} == expected
+    # new chunks go into whatever kind is in use, with fresh ids
+    index.rebuild("hnsw")
+    ids = index.add(chunks_for("new", 2), unit(np.random.default_rng(9), 2), model_id="m:1")
+    assert min(ids) == 600 and index.search(index.stored_vectors()[0][-1], 1)[0][0]["script_id"] == "new"
+
+
+def test_thresholds_choose_the_kind_on_save_unless_pinned(tmp_path):
+    index, _ = library(tmp_path, scripts=10)  # 200 chunks
+    index.params = index.params.with_overrides(hnsw_min_vectors=100, ivfpq_min_vectors=150)
+    index.save()
+    assert SceneIndex.load(tmp_path / "idx").kind == "ivfpq"
+    index.rebuild("flat")  # a kind named by hand sticks...
+    index.save()
+    assert SceneIndex.load(tmp_path / "idx").kind == "flat"
+    assert index.rebuild(None) == "ivfpq"  # ...until the thresholds are asked again
+    for n in range(4):  # 200 -> 120 chunks: under ivfpq's threshold but within the margin of it
+        index.remove_script(f"s{n:02d}")
+    index.save()
+    assert index.kind == "ivfpq"
+    index.remove_script("s04")  # 100: well under it
+    index.save()
+    assert index.kind == "hnsw"
+    # settings passed when loading win over what was recorded
+    assert SceneIndex.load(tmp_path / "idx", ivf_nprobe=3).params.ivf_nprobe == 3
+
+
+def test_index_saved_before_kinds_existed_loads_as_flat(filled, tmp_path):
+    import json
+
+    index, _, vb = filled
+    index.save()
+    meta_path = tmp_path / "idx" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["index"]
+    meta_path.write_text(json.dumps(meta))
+    old = SceneIndex.load(tmp_path / "idx")
+    assert old.kind == "flat" and old.search(vb[1], 1)[0][0]["chunk_id"] == "beta#1.0"
+
+
+def test_a_crash_between_writes_leaves_the_previous_index(tmp_path, monkeypatch):
+    import retrieval.index as index_module
+
+    index, vectors = library(tmp_path, scripts=5)
+    index.rebuild("hnsw")
+    index.save()
+    real_write = index_module._atomic_write
+
+    def crash_on_meta(path, data):
+        if path.name == "meta.json":
+            raise OSError("disk full")
+        real_write(path, data)
+
+    index.remove_script("s00")
+    index.rebuild("ivfpq")
+    monkeypatch.setattr(index_module, "_atomic_write", crash_on_meta)
+    with pytest.raises(OSError, match="disk full"):
+        index.save()
+    monkeypatch.undo()
+    survivor = SceneIndex.load(tmp_path / "idx")
+    assert survivor.kind == "hnsw" and survivor.stats()["chunks"] == 100
+    assert survivor.search(vectors["s00"][0], 1)[0][0]["script_id"] == "s00"
+
+
+def test_a_corrupt_vectors_file_is_a_clear_error(filled, tmp_path):
+    index, _, _ = filled
+    index.save()
+    (tmp_path / "idx" / "vectors-1.faiss").write_bytes(b"\x00" * 10)
+    with pytest.raises(SceneIndexError, match=r"vectors-1.faiss is corrupt or truncated.*ingest the library again"):
+        SceneIndex.load(tmp_path / "idx")
+    (tmp_path / "idx" / "meta.json").write_text("{not json")
+    with pytest.raises(SceneIndexError, match="meta.json is corrupt"):
+        SceneIndex.load(tmp_path / "idx")
+
+
+def test_a_damaged_ann_file_is_rebuilt_from_the_stored_vectors(tmp_path, caplog):
+    index, vectors = library(tmp_path, scripts=5)
+    index.rebuild("hnsw")
+    index.save()
+    ann = next((tmp_path / "idx").glob("ann-*.faiss"))
+    ann.write_bytes(ann.read_bytes()[:100])
+    with caplog.at_level("WARNING"):
+        loaded = SceneIndex.load(tmp_path / "idx")
+    assert "rebuilding it from the stored vectors" in caplog.text
+    assert loaded.kind == "hnsw" and loaded.pinned
+    assert loaded.search(vectors["s02"][3], 1)[0][0]["chunk_id"] == "s02#3.0"
