@@ -4,6 +4,9 @@
 
 POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics. Errors use the
 OpenAI error body so the official `openai` client (and ours) read them as usual.
+Requests go through backend.scheduler, which batches concurrent writers into shared
+forward passes: a full queue answers 429 with Retry-After, a request past
+request_timeout_s answers 504, and a client that hangs up stops costing compute.
 """
 
 from __future__ import annotations
@@ -12,15 +15,28 @@ import asyncio
 import hmac
 import json
 import time
-from typing import Protocol
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from backend.generator import GenerationResult, PromptTooLongError, SamplingParams
+from backend.scheduler import (
+    DEFAULT_BATCH_WAIT_MS,
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    GenerationFailedError,
+    QueueFullError,
+    RequestTimeoutError,
+    Scheduler,
+    Ticket,
+)
 from backend.schemas import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -34,13 +50,24 @@ from backend.schemas import (
 
 DEFAULT_MAX_TOKENS = 256
 MAX_TOKENS_CAP = 2048
+DISCONNECT_POLL_S = 0.25  # how often a waiting non-streamed request checks that its client is still there
 
 
 class Generator(Protocol):
+    """What the app and its scheduler need (backend.generator.ChatGenerator is the real one)."""
+
     name: str
     context_window: int
+    model: Any
+    device: str
+    stop_ids: frozenset[int]
+    pad_id: int
 
-    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> GenerationResult: ...
+    def encode_prompt(self, messages: list[dict[str, str]], max_tokens: int) -> list[int]: ...
+
+    def decode(self, token_ids: list[int]) -> str: ...
+
+    def result(self, row: Any, finish_reason: str) -> GenerationResult: ...
 
 
 class _Metrics:
@@ -52,26 +79,96 @@ class _Metrics:
                               registry=self.registry)
         self.latency = Histogram("writersroom_backend_latency_seconds", "Time per completion", ["model"],
                                  buckets=(0.5, 1, 2, 5, 10, 20, 40, 80, 160), registry=self.registry)
+        self.queue_depth = Gauge("writersroom_backend_queue_depth", "Requests waiting for a place in the batch",
+                                 registry=self.registry)
+        self.running = Gauge("writersroom_backend_running_requests", "Requests in the running batch",
+                             registry=self.registry)
+        self.batch_size = Histogram("writersroom_backend_batch_size", "Rows per forward pass",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
+        self.tokens_per_second = Gauge("writersroom_backend_tokens_per_second",
+                                       "Tokens generated per second, all requests, over the last 10 s",
+                                       registry=self.registry)
+
+    def watch(self, scheduler: Scheduler) -> None:
+        self.queue_depth.set_function(lambda: scheduler.queue_depth)
+        self.running.set_function(lambda: scheduler.running)
+        self.tokens_per_second.set_function(scheduler.tokens_per_second)
+
+    def forward_pass(self, rows: int, tokens: int, seconds: float) -> None:
+        self.batch_size.observe(rows)
 
 
-def _error(status: int, message: str, **kwargs) -> JSONResponse:
-    return JSONResponse(status_code=status, content=error_body(message, **kwargs))
+class _RequireKey:
+    """Bearer-key check as plain ASGI: Starlette's BaseHTTPMiddleware would stand between a
+    streaming response and the client's disconnect, which cancellation relies on."""
+
+    def __init__(self, app, api_key: str) -> None:
+        self.app, self.expected = app, f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            sent = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(sent, self.expected):
+                response = _error(401, "Invalid or missing API key.", type_="authentication_error",
+                                  code="invalid_api_key")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
-def create_app(generator: Generator, *, api_key: str | None = None) -> FastAPI:
-    app = FastAPI(title="writersroom generation backend", version="0.1.0")
+class _ClientGone(Exception):
+    pass
+
+
+def _error(status: int, message: str, *, headers: dict[str, str] | None = None, **kwargs) -> JSONResponse:
+    return JSONResponse(status_code=status, content=error_body(message, **kwargs), headers=headers)
+
+
+def _failure(exc: Exception) -> JSONResponse:
+    if isinstance(exc, RequestTimeoutError):
+        return _error(504, "The generation took longer than the backend's request timeout.", type_="server_error",
+                      code="timeout")
+    message = str(exc) if isinstance(exc, GenerationFailedError) else f"Generation failed: {type(exc).__name__}"
+    return _error(500, message, type_="server_error")
+
+
+async def _unless_client_leaves(awaitable: Awaitable, ticket: Ticket, request: Request):
+    """Await a ticket while watching the connection: a client that hung up cancels its row."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                ticket.cancel()
+                raise _ClientGone
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def create_app(generator: Generator, *, api_key: str | None = None, max_queue: int = DEFAULT_MAX_QUEUE,
+               max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
+               request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> FastAPI:
+    """max_queue: requests waiting beyond it get 429; max_batch: rows per forward pass;
+    batch_wait_ms: how long an idle model waits for company; request_timeout_s: 504 after it."""
     metrics = _Metrics()
+    scheduler = Scheduler(generator, max_queue=max_queue, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
+                          request_timeout_s=request_timeout_s, on_forward=metrics.forward_pass)
+    metrics.watch(scheduler)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        scheduler.close()
+
+    app = FastAPI(title="writersroom generation backend", version="0.2.0", lifespan=lifespan)
     app.state.generator = generator
     app.state.metrics = metrics
-
-    @app.middleware("http")
-    async def require_key(request: Request, call_next):
-        if api_key and request.url.path.startswith("/v1/"):
-            sent = request.headers.get("authorization", "")
-            if not hmac.compare_digest(sent.encode(), f"Bearer {api_key}".encode()):
-                return _error(401, "Invalid or missing API key.", type_="authentication_error",
-                              code="invalid_api_key")
-        return await call_next(request)
+    app.state.scheduler = scheduler
+    if api_key:
+        app.add_middleware(_RequireKey, api_key=api_key)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -89,64 +186,140 @@ def create_app(generator: Generator, *, api_key: str | None = None) -> FastAPI:
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    adapters = getattr(generator, "adapters", None)  # an AdapterSet when LoRA versions are served
+
+    def model_names() -> list[str]:
+        return adapters.names() if adapters is not None else [generator.name]
+
     @app.get("/v1/models")
     async def list_models() -> ModelList:
-        return ModelList(data=[ModelCard(id=generator.name)])
+        # Every adapter version under its own name, its parent the base model (as vLLM lists LoRA modules).
+        return ModelList(data=[ModelCard(id=name, parent=None if name == generator.name else generator.name)
+                               for name in model_names()])
+
+    def tracker(model: str, started: float, version: str | None):
+        """finished(outcome, result=None) for one request: metrics, and the adapter pin released once."""
+        released = False
+
+        def finished(outcome: str, result: GenerationResult | None = None) -> None:
+            nonlocal released
+            metrics.requests.labels(model, outcome).inc()
+            if result is not None:
+                metrics.tokens.labels(model).inc(result.completion_tokens)
+                metrics.latency.labels(model).observe(time.perf_counter() - started)
+            if adapters is not None and not released:
+                released = True
+                adapters.release(version)
+
+        return finished
+
+    def resolve(model: str) -> tuple[bool, str | None]:
+        """(known, adapter version or None for the base model); pins the version while in use."""
+        if adapters is None:
+            return model == generator.name, None
+        try:
+            return True, adapters.acquire(model)
+        except KeyError:
+            return False, None
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest):
-        if body.model != generator.name:
-            return _error(404, f"The model '{body.model}' does not exist. Available: {generator.name}.",
-                          param="model", code="model_not_found")
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
         if not any(message.content.strip() for message in body.messages):
             return _error(400, "messages: every message is empty.", param="messages")
         max_tokens = body.max_tokens or DEFAULT_MAX_TOKENS
         if max_tokens > MAX_TOKENS_CAP:
             return _error(400, f"max_tokens: at most {MAX_TOKENS_CAP}.", param="max_tokens")
+        continue_final = body.continue_final_message or not body.add_generation_prompt
+        if continue_final and body.messages[-1].role != "assistant":
+            return _error(400, "continue_final_message needs an assistant message last.", param="messages")
+        known, version = resolve(body.model)
+        if not known:
+            return _error(404, f"The model '{body.model}' does not exist. Available: {', '.join(model_names())}.",
+                          param="model", code="model_not_found")
+        finished = tracker(body.model, time.perf_counter(), version)
         params = SamplingParams(
             max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p,
             repetition_penalty=body.repetition_penalty, no_repeat_ngram_size=body.no_repeat_ngram_size,
             seed=body.seed,
         )
-        messages = [message.model_dump() for message in body.messages]
-        started = time.perf_counter()
         try:
-            result = await asyncio.to_thread(generator.generate, messages, params)
+            prompt_ids = generator.encode_prompt([message.model_dump() for message in body.messages], max_tokens,
+                                                 continue_final=continue_final)
+            ticket = scheduler.submit(prompt_ids, params, adapter=version, stream=body.stream)
         except PromptTooLongError as exc:
-            metrics.requests.labels(body.model, "too_long").inc()
+            finished("too_long")
             return _error(400, str(exc), param="messages", code="context_length_exceeded")
-        except Exception as exc:  # one failed generation fails this request only
-            metrics.requests.labels(body.model, "error").inc()
-            return _error(500, f"Generation failed: {type(exc).__name__}", type_="server_error")
-        metrics.requests.labels(body.model, "ok").inc()
-        metrics.tokens.labels(body.model).inc(result.completion_tokens)
-        metrics.latency.labels(body.model).observe(time.perf_counter() - started)
-        completion = ChatCompletion(
+        except ValueError as exc:  # e.g. an adapter that cannot run on this model
+            finished("error")
+            return _error(400, str(exc), param="model")
+        except QueueFullError as exc:
+            finished("rejected")
+            return _error(429, str(exc), type_="rate_limit_error", code="queue_full",
+                          headers={"Retry-After": str(exc.retry_after_s)})
+        if body.stream:
+            return await _start_stream(ticket, request, body.model, finished)
+        try:
+            result = await _unless_client_leaves(ticket.wait(), ticket, request)
+        except _ClientGone:
+            finished("cancelled")
+            return Response(status_code=499)  # nobody reads it: the connection is gone
+        except Exception as exc:  # a failed batch fails its requests only
+            finished("timeout" if isinstance(exc, RequestTimeoutError) else "error")
+            return _failure(exc)
+        finished("ok", result)
+        return ChatCompletion(
             model=body.model,
             choices=[Choice(message=ChatMessage(role="assistant", content=result.text),
                             finish_reason=result.finish_reason)],
             usage=Usage(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                         total_tokens=result.prompt_tokens + result.completion_tokens),
         )
-        if body.stream:
-            return StreamingResponse(_as_stream(completion), media_type="text/event-stream")
-        return completion
+
+    async def _start_stream(ticket: Ticket, request: Request, model: str, finished) -> Response:
+        """Wait for the first text (or the end) before answering, so a request that times out or
+        fails before producing anything still gets a proper status code."""
+        deltas = ticket.stream()
+        try:
+            first = await _unless_client_leaves(anext(deltas, None), ticket, request)
+        except _ClientGone:
+            finished("cancelled")
+            return Response(status_code=499)
+        except Exception as exc:
+            finished("timeout" if isinstance(exc, RequestTimeoutError) else "error")
+            return _failure(exc)
+        return StreamingResponse(_sse(first, deltas, ticket, model, finished), media_type="text/event-stream")
 
     return app
 
 
-def _as_stream(completion: ChatCompletion):
-    """Server-sent events in the OpenAI chunk format.
+async def _sse(first: str | None, deltas: AsyncIterator[str], ticket: Ticket, model: str,
+               finished) -> AsyncIterator[str]:
+    """Server-sent events in the OpenAI chunk format, one per stable piece of text.
 
-    The whole completion arrives as one delta: token-level streaming comes with the
-    batching scheduler, and clients read both the same way.
+    If the client goes away, Starlette cancels this generator at its current await; the
+    finally clause then takes the row out of the batch.
     """
-    choice = completion.choices[0]
-    base = {"id": completion.id, "object": "chat.completion.chunk", "created": completion.created,
-            "model": completion.model}
-    first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": choice.message.content},
-                                  "finish_reason": None}]}
-    last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.finish_reason}]}
-    yield f"data: {json.dumps(first)}\n\n"
-    yield f"data: {json.dumps(last)}\n\n"
-    yield "data: [DONE]\n\n"
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": model}
+
+    def chunk(delta: dict, finish_reason: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        return f"data: {json.dumps({**base, 'choices': [choice]})}\n\n"
+
+    try:
+        yield chunk({"role": "assistant", "content": first or ""})
+        if first is not None:
+            async for text in deltas:
+                yield chunk({"content": text})
+        result = ticket.result
+        yield chunk({}, result.finish_reason)
+        yield "data: [DONE]\n\n"
+        finished("ok", result)
+    except (RequestTimeoutError, GenerationFailedError) as exc:
+        # Headers are long gone: the OpenAI way to fail mid-stream is an error event.
+        finished("timeout" if isinstance(exc, RequestTimeoutError) else "error")
+        yield f"data: {json.dumps(error_body(str(exc), type_='server_error'))}\n\n"
+    finally:
+        if not ticket.done:
+            ticket.cancel()
+            finished("cancelled")

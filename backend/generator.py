@@ -1,8 +1,10 @@
 """A transformers causal LM behind a chat interface: messages in, text out.
 
 CUDA in bfloat16 when present (and allowed by the device setting), CPU float32
-otherwise. One generate() at a time per model: the batching scheduler of the backend
-issue replaces the lock; callers already go through asyncio.to_thread.
+otherwise. The HTTP backend batches requests through backend.scheduler; generate() is
+the same decode loop with a batch of one, for scripts and tests. Every forward pass
+holds `model_lock`, so several loops may share one model (PEFT's mixed-adapter hooks
+are installed on the shared modules for the length of a forward).
 """
 
 from __future__ import annotations
@@ -51,50 +53,85 @@ class ChatGenerator:
         self.device = pick_device(device)
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-        self.model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to(self.device)
-        self.model.eval()
-        self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        self._lock = threading.Lock()
+        self._base_model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to(self.device)
+        self._base_model.eval()
+        self.context_window = int(getattr(self._base_model.config, "max_position_embeddings", 2048))
+        self.stop_ids = stop_token_ids(self.tokenizer, self._base_model)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.stop_ids)
+        self.model_lock: threading.Lock | threading.RLock = threading.Lock()
+        self.adapters = None  # an AdapterSet once attach_adapters() ran
+
+    @property
+    def model(self):
+        """The model to run now: PEFT wraps (and unwraps) the base model as adapters come and go."""
+        return self.adapters.model if self.adapters is not None else self._base_model
+
+    @model.setter
+    def model(self, value) -> None:
+        """Replace the model outright (e.g. a PeftModel built by hand); only without an AdapterSet."""
+        if self.adapters is not None:
+            raise RuntimeError("adapters are managed by the AdapterSet; load them through the registry")
+        self._base_model = value
+
+    def attach_adapters(self, adapters) -> None:
+        """Serve LoRA versions from a backend.adapters.AdapterSet built on this generator's model.
+
+        Its lock becomes the model lock, so loading or unloading an adapter never lands in
+        the middle of a decode step."""
+        self.adapters = adapters
+        self.model_lock = adapters.lock
+
+    def names(self) -> list[str]:
+        return self.adapters.names() if self.adapters is not None else [self.name]
 
     def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         return len(self._encode(messages))
 
-    def _encode(self, messages: list[dict[str, str]]) -> list[int]:
-        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    def _encode(self, messages: list[dict[str, str]], *, continue_final: bool = False) -> list[int]:
+        # continue_final: the last (assistant) message is left open for the model to go on
+        # with, as vLLM's continue_final_message does; no new assistant header is added.
+        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=not continue_final,
+                                                     continue_final_message=continue_final, tokenize=True)
         if hasattr(encoded, "keys"):  # transformers 5 returns a BatchEncoding
             encoded = encoded["input_ids"]
         return list(encoded)
 
-    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> GenerationResult:
-        import torch
-
-        prompt_ids = self._encode(messages)
-        if len(prompt_ids) + params.max_tokens > self.context_window:
+    def encode_prompt(self, messages: list[dict[str, str]], max_tokens: int, *,
+                      continue_final: bool = False) -> list[int]:
+        """The prompt's token ids; refuses a prompt that leaves no room for max_tokens."""
+        prompt_ids = self._encode(messages, continue_final=continue_final)
+        if len(prompt_ids) + max_tokens > self.context_window:
             raise PromptTooLongError(
-                f"prompt is {len(prompt_ids)} tokens; with max_tokens {params.max_tokens} it exceeds "
+                f"prompt is {len(prompt_ids)} tokens; with max_tokens {max_tokens} it exceeds "
                 f"the context window of {self.context_window} tokens"
             )
-        input_ids = torch.tensor([prompt_ids], device=self.device)
-        sampling = params.temperature > 0
-        options = dict(
-            max_new_tokens=params.max_tokens,
-            do_sample=sampling,
-            repetition_penalty=params.repetition_penalty,
-            no_repeat_ngram_size=params.no_repeat_ngram_size,
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-        )
-        if sampling:
-            options.update(temperature=params.temperature, top_p=params.top_p)
-        with self._lock, torch.inference_mode():
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            output = self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), **options)
-        new_tokens = output[0, len(prompt_ids):].tolist()
-        finished = bool(new_tokens) and new_tokens[-1] == self.tokenizer.eos_token_id
-        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
-        return GenerationResult(
-            text=text,
-            prompt_tokens=len(prompt_ids),
-            completion_tokens=len(new_tokens),
-            finish_reason="stop" if finished or len(new_tokens) < params.max_tokens else "length",
-        )
+        return prompt_ids
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def generate(self, messages: list[dict[str, str]], params: SamplingParams, *,
+                 adapter: str | None = None) -> GenerationResult:
+        from backend.engine import BatchEngine, Row
+
+        row = Row(self.encode_prompt(messages, params.max_tokens), params, adapter)
+        engine = BatchEngine(self)
+        emitted = engine.admit([row])
+        while not emitted[-1].finish_reason:
+            emitted = engine.step()
+        return self.result(row, emitted[-1].finish_reason)
+
+    def result(self, row, finish_reason: str) -> GenerationResult:
+        """The response for a finished row: text without the stop token, which still counts as generated."""
+        text_ids = row.generated[:-1] if row.generated and row.generated[-1] in self.stop_ids else row.generated
+        return GenerationResult(text=self.decode(text_ids).strip(), prompt_tokens=len(row.prompt_ids),
+                                completion_tokens=len(row.generated), finish_reason=finish_reason)
+
+
+def stop_token_ids(tokenizer, model) -> frozenset[int]:
+    """The tokenizer's EOS plus whatever the model's generation config also stops on (one id or a list)."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is not None:
+        ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
+    return frozenset(ids)

@@ -31,6 +31,10 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     stream: bool = False
     n: int = Field(default=1, ge=1, le=1)
+    # vLLM's fields for continuing a final assistant message (prefilled text) instead of
+    # opening a new assistant turn.
+    continue_final_message: bool = False
+    add_generation_prompt: bool = True
 
 
 class Usage(BaseModel):

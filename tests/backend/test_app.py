@@ -3,11 +3,16 @@ real socket, on a tiny model built from a config."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import openai
 import pytest
 
 from backend.app import MAX_TOKENS_CAP, create_app
+from backend.generator import ChatGenerator
+from tests.support.model_faults import ModelFaults
 from tests.support.servers import serve_asgi
 
 
@@ -58,6 +63,16 @@ def test_streaming_is_read_by_the_official_client(server):
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks) == whole
 
 
+def test_streaming_sends_text_token_by_token(server):
+    ask = dict(model="tiny", messages=[{"role": "user", "content": "MAYA"}], max_tokens=24, temperature=1.0,
+               extra_body={"seed": 21})
+    whole = client(server).chat.completions.create(**ask).choices[0].message.content
+    pieces = [chunk.choices[0].delta.content for chunk in client(server).chat.completions.create(**ask, stream=True)
+              if chunk.choices[0].delta.content]
+    assert len(pieces) > 3
+    assert "".join(pieces) == whole
+
+
 def test_unknown_model_is_404_naming_the_available_ones(server):
     with pytest.raises(openai.NotFoundError) as error:
         client(server).chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
@@ -104,20 +119,101 @@ def test_metrics_count_requests_and_tokens(server):
     metrics = httpx.get(f"{server}/metrics").text
     assert 'writersroom_backend_requests_total{model="tiny",outcome="ok"}' in metrics
     assert "writersroom_backend_completion_tokens_total" in metrics
+    assert "writersroom_backend_queue_depth 0.0" in metrics
+    assert 'writersroom_backend_batch_size_bucket{le="1.0"}' in metrics
+    assert "writersroom_backend_tokens_per_second" in metrics
 
 
-def test_a_crash_in_one_request_fails_only_that_request(tiny_generator):
-    class Flaky:
-        name, context_window, calls = "tiny", 256, 0
-
-        def generate(self, messages, params):
-            Flaky.calls += 1
-            if Flaky.calls == 1:
-                raise RuntimeError("CUDA error: device-side assert")
-            return tiny_generator.generate(messages, params)
-
-    with serve_asgi(create_app(Flaky())) as url:
+def test_a_crash_in_one_request_fails_only_that_request(tiny_model_dir):
+    generator = ChatGenerator(tiny_model_dir, name="tiny", device="cpu")
+    ModelFaults(generator.model).fail_next(1)
+    with serve_asgi(create_app(generator)) as url:
         with pytest.raises(openai.InternalServerError):
             client(url).chat.completions.create(model="tiny", messages=[{"role": "user", "content": "a"}], max_tokens=4)
         ok = client(url).chat.completions.create(model="tiny", messages=[{"role": "user", "content": "a"}], max_tokens=4)
         assert ok.choices[0].message.role == "assistant"
+
+
+@pytest.fixture
+def faulty(tiny_model_dir):
+    """A generator of its own whose forward passes a test can slow, hold or break."""
+    generator = ChatGenerator(tiny_model_dir, name="tiny", device="cpu")
+    return generator, ModelFaults(generator.model)
+
+
+def post(url: str, **options) -> httpx.Response:
+    payload = {"model": "tiny", "messages": [{"role": "user", "content": "MAYA"}], "max_tokens": 3, **options}
+    return httpx.post(f"{url}/v1/chat/completions", json=payload, timeout=30)
+
+
+def test_a_full_queue_is_429_with_retry_after(faulty):
+    generator, faults = faulty
+    faults.hold()
+    app = create_app(generator, max_queue=1, max_batch=1, batch_wait_ms=0)
+    with serve_asgi(app) as url, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(post, url)
+        assert faults.entered.wait(10)
+        second = pool.submit(post, url)
+        deadline = time.monotonic() + 10
+        while app.state.scheduler.queue_depth < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        refused = post(url)
+        faults.release()
+        assert first.result().status_code == second.result().status_code == 200
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["error"]["code"] == "queue_full"
+
+
+def test_a_request_past_its_timeout_is_504(faulty):
+    generator, faults = faulty
+    faults.hold()  # a worker stuck inside one forward pass: the HTTP side still answers in time
+    app = create_app(generator, request_timeout_s=0.5)
+    try:
+        with serve_asgi(app) as url:
+            started = time.monotonic()
+            response = post(url)
+            assert response.status_code == 504
+            assert response.json()["error"]["code"] == "timeout"
+            assert time.monotonic() - started < 5
+    finally:
+        faults.release()
+    deadline = time.monotonic() + 10
+    while app.state.scheduler.engine.rows and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert app.state.scheduler.engine.rows == []  # and the row no longer uses the model
+
+
+def wait_for_cancel(scheduler, *, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while scheduler.stats.cancelled < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_client_that_hangs_up_cancels_its_row(faulty):
+    generator, faults = faulty
+    faults.delay_s = 0.05
+    app = create_app(generator)
+    with serve_asgi(app) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/v1/chat/completions", timeout=0.6,
+                       json={"model": "tiny", "messages": [{"role": "user", "content": "MAYA"}], "max_tokens": 200})
+        wait_for_cancel(app.state.scheduler)
+        assert app.state.scheduler.stats.cancelled == 1
+        assert app.state.scheduler.engine.rows == []
+
+
+def test_closing_a_stream_cancels_its_row(faulty):
+    generator, faults = faulty
+    faults.delay_s = 0.05
+    app = create_app(generator)
+    with serve_asgi(app) as url:
+        stream = client(url).chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "MAYA"}], max_tokens=200, temperature=1.0,
+            stream=True)
+        next(iter(stream))
+        stream.close()
+        wait_for_cancel(app.state.scheduler)
+        assert app.state.scheduler.stats.cancelled == 1
+        assert app.state.scheduler.engine.rows == []
+        assert 'outcome="cancelled"' in httpx.get(f"{url}/metrics").text

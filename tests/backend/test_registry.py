@@ -17,40 +17,8 @@ import pytest
 
 from backend import registry as reg
 from backend.registry import RegistryError
+from tests.backend.conftest import BASE, make_adapter, publish
 
-BASE = "tiny"
-
-
-def _make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
-    model.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def sources(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("lora-sources")
-    return {name: _make_adapter(tiny_model_dir, root / name, seed) for name, seed in (("a", 1), ("b", 2))}
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Path:
-    return tmp_path / "adapters"
-
-
-def publish(registry: Path, version: str, source, *, base_model: str = BASE, **fields) -> reg.AdapterVersion:
-    defaults = dict(training={"r": 4, "lr": 2e-4}, data_hash="sha256:abc", example_count=12, metrics={"loss": 1.5})
-    return reg.write_adapter_version(registry, version, source=source, base_model=base_model, **{**defaults, **fields})
 
 
 def base_model(model_dir: Path):
@@ -321,7 +289,7 @@ def test_broken_adapter_leaves_the_model_as_it_was(registry: Path, tmp_path: Pat
     wider = tmp_path / "wider"
     LlamaForCausalLM(LlamaConfig(vocab_size=400, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
                                  num_attention_heads=4, num_key_value_heads=2)).save_pretrained(wider)
-    publish(registry, "wrong-shape", _make_adapter(wider, tmp_path / "wrong", 3))  # manifest claims our base
+    publish(registry, "wrong-shape", make_adapter(wider, tmp_path / "wrong", 3))  # manifest claims our base
     adapters = adapter_set(tiny_model_dir, registry)
     before = logits(adapters, [None] * 3, ids)
     report = adapters.sync()

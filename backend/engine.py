@@ -1,0 +1,229 @@
+"""The decode loop: one running batch over a transformers causal LM, token by token.
+
+Why our own loop instead of `model.generate`: generate() runs a fixed batch to the end
+with one set of sampling settings. Here rows join at any step boundary (continuous
+batching), each samples with its own settings and seed, and a finished or cancelled row
+leaves the batch at once, so it stops costing compute.
+
+How rows of different lengths share one KV cache: everything is left-padded. A new group
+of prompts is prefilled on its own (left-padded among themselves), then its cache is
+concatenated to the running one after padding the shorter of the two on the left with
+zeros; the attention mask hides every padded column and position ids count only real
+tokens, so a row computes what it would compute alone. When rows leave, leading columns
+that no remaining row uses are cut off again.
+
+Only full-attention DynamicCache models (Llama, Qwen2, SmolLM2, ...) are supported:
+sliding-window caches cannot be padded this way.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from backend.generator import SamplingParams
+from backend.sampling import RowSampler, pick_tokens
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
+
+
+class ModelHost(Protocol):
+    """What the engine needs from its owner (ChatGenerator is one)."""
+
+    model: Any
+    device: str
+    stop_ids: frozenset[int]
+    pad_id: int
+    model_lock: threading.Lock
+
+
+@dataclass(eq=False)
+class Row:
+    """One sequence in the running batch; `owner` is whatever the caller tracks it by."""
+
+    prompt_ids: list[int]
+    params: SamplingParams
+    adapter: str | None = None
+    owner: Any = None
+    generated: list[int] = field(default_factory=list)
+    sampler: RowSampler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sampler = RowSampler(self.params, list(self.prompt_ids))
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + len(self.generated)
+
+
+@dataclass(frozen=True)
+class Emitted:
+    row: Row
+    token: int
+    finish_reason: str | None  # "stop" (a stop token), "length" (max_tokens), None (goes on)
+
+
+def is_peft_model(model: Any) -> bool:
+    if "peft" not in sys.modules:  # never imported: the model cannot be a PeftModel
+        return False
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+class BatchEngine:
+    def __init__(self, host: ModelHost) -> None:
+        self.host = host
+        self.rows: list[Row] = []
+        self.forward_passes = 0
+        self._cache: Any = None
+        self._mask: torch.Tensor | None = None  # [rows, columns] 1 = real token
+        self._seen: torch.Tensor | None = None  # [rows, vocab] tokens a row has read or written
+
+    # -- public steps ---------------------------------------------------------------------
+
+    def admit(self, rows: list[Row]) -> list[Emitted]:
+        """Prefill new rows, pick their first tokens and merge them into the running batch."""
+        if not rows:
+            return []
+        self._check_adapters(rows)
+        device = self.host.device
+        width = max(len(row.prompt_ids) for row in rows)
+        ids = torch.tensor([[self.host.pad_id] * (width - len(row.prompt_ids)) + row.prompt_ids for row in rows],
+                           device=device)
+        mask = torch.tensor([[0] * (width - len(row.prompt_ids)) + [1] * len(row.prompt_ids) for row in rows],
+                            device=device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = self._new_cache()
+        logits = self._forward(ids, mask, positions, cache, rows)
+        seen = torch.zeros(len(rows), logits.shape[-1], dtype=torch.bool, device=device)
+        for index, row in enumerate(rows):
+            seen[index, row.prompt_ids] = True
+        self._merge(rows, cache, mask, seen)
+        return self._advance(logits, start=len(self.rows) - len(rows))
+
+    def step(self) -> list[Emitted]:
+        """One decode step for every running row."""
+        if not self.rows:
+            return []
+        device = self.host.device
+        ids = torch.tensor([[row.generated[-1]] for row in self.rows], device=device)
+        positions = torch.tensor([[row.length - 1] for row in self.rows], device=device)
+        self._mask = torch.cat([self._mask, torch.ones(len(self.rows), 1, dtype=self._mask.dtype, device=device)], 1)
+        logits = self._forward(ids, self._mask, positions, self._cache, self.rows)
+        return self._advance(logits, start=0)
+
+    def drop(self, rows: list[Row]) -> None:
+        """Take rows out of the batch (finished, cancelled or timed out)."""
+        leaving = set(map(id, rows))
+        keep = [index for index, row in enumerate(self.rows) if id(row) not in leaving]
+        if len(keep) == len(self.rows):
+            return
+        if not keep:
+            self.reset()
+            return
+        index = torch.tensor(keep, device=self.host.device)
+        self.rows = [self.rows[i] for i in keep]
+        self._cache.batch_select_indices(index)
+        self._mask = self._mask.index_select(0, index)
+        self._seen = self._seen.index_select(0, index)
+        self._trim()
+
+    def reset(self) -> None:
+        """Forget the whole batch, e.g. after a failed forward left the cache in an unknown state."""
+        self.rows, self._cache, self._mask, self._seen = [], None, None, None
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _check_adapters(self, rows: list[Row]) -> None:
+        if not is_peft_model(self.host.model):
+            named = sorted({row.adapter for row in rows if row.adapter is not None})
+            if named:
+                raise ValueError(f"adapters {named} asked for, but the model has no LoRA adapters loaded")
+
+    def _new_cache(self) -> Any:
+        from backend.kv_cache import growing_cache
+
+        return growing_cache()
+
+    def _forward(self, ids, mask, positions, cache, rows: list[Row]) -> torch.Tensor:
+        with self.host.model_lock, torch.inference_mode():
+            # Read the model under the lock: adapter loading may wrap or unwrap it between steps.
+            model = self.host.model
+            extra = {_cache_argument(model): cache}
+            if is_peft_model(model):
+                adapters = getattr(self.host, "adapters", None)
+                extra["adapter_names"] = (adapters.adapter_names([row.adapter for row in rows]) if adapters
+                                          else [row.adapter or BASE_ADAPTER for row in rows])
+            output = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                           logits_to_keep=1, **extra)
+        self.forward_passes += 1
+        return output.logits[:, -1, :]
+
+    def _advance(self, logits: torch.Tensor, *, start: int) -> list[Emitted]:
+        """Pick a token for rows[start:], record it, and drop the rows that finished."""
+        rows = self.rows[start:]
+        seen = self._seen[start:]
+        tokens = pick_tokens(logits, [row.sampler for row in rows], seen)
+        emitted, finished = [], []
+        for index, (row, token) in enumerate(zip(rows, tokens)):
+            row.generated.append(token)
+            row.sampler.append(token)
+            seen[index, token] = True
+            reason = None
+            if token in self.host.stop_ids:
+                reason = "stop"
+            elif len(row.generated) >= row.params.max_tokens:
+                reason = "length"
+            emitted.append(Emitted(row, token, reason))
+            if reason:
+                finished.append(row)
+        self.drop(finished)
+        return emitted
+
+    def _merge(self, rows: list[Row], cache: Any, mask: torch.Tensor, seen: torch.Tensor) -> None:
+        if not self.rows:
+            self.rows, self._cache, self._mask, self._seen = list(rows), cache, mask, seen
+            return
+        old_width, new_width = self._mask.shape[1], mask.shape[1]
+        width = max(old_width, new_width)
+        for old, new in zip(self._cache.layers, cache.layers):
+            old.keys, old.values = (torch.cat([_pad_left(a, width - old_width), _pad_left(b, width - new_width)], 0)
+                                    for a, b in ((old.keys, new.keys), (old.values, new.values)))
+        self._mask = torch.cat([F.pad(self._mask, (width - old_width, 0)), F.pad(mask, (width - new_width, 0))], 0)
+        self._seen = torch.cat([self._seen, seen], 0)
+        self.rows = self.rows + list(rows)
+
+    def _trim(self) -> None:
+        """Cut leading columns no remaining row attends to (the long prompt that just left)."""
+        used = self._mask.any(dim=0)
+        first = int(used.int().argmax())
+        if first == 0:
+            return
+        self._mask = self._mask[:, first:]
+        for layer in self._cache.layers:
+            layer.keys = layer.keys[:, :, first:, :]
+            layer.values = layer.values[:, :, first:, :]
+
+
+def _cache_argument(model: Any) -> str:
+    """transformers 5 renames `past_key_values` to `cache` (the old name warns until 5.40)."""
+    base = model.get_base_model() if is_peft_model(model) else model
+    return _cache_argument_of(type(base))
+
+
+@functools.cache
+def _cache_argument_of(model_class: type) -> str:
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+def _pad_left(tensor: torch.Tensor, columns: int) -> torch.Tensor:
+    """Zero keys/values in front along the sequence axis ([batch, heads, seq, dim])."""
+    return F.pad(tensor, (0, 0, columns, 0)) if columns else tensor
