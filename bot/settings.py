@@ -177,9 +177,13 @@ class GenerationSettings(_Section):
     temperature: float = Field(default=0.7, ge=0.0, le=2.0, description="Sampling temperature (greedy loops on small models).")
     top_p: float = Field(default=0.9, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     repetition_penalty: float = Field(
-        default=1.15, ge=1.0, le=2.0, description="Penalty on repeated tokens; 1.3+ breaks SmolLM2's coherence."
+        default=1.05, ge=1.0, le=2.0,
+        description="Penalty on repeated tokens; higher also penalises repeating a character's cue (1.3+ breaks SmolLM2).",
     )
-    no_repeat_ngram_size: int = Field(default=4, ge=0, le=20, description="Forbid repeating n-grams of this size (0: off).")
+    no_repeat_ngram_size: int = Field(
+        default=0, ge=0, le=20,
+        description="Forbid repeating n-grams of this size (0: off); on, it stops a cue from coming round again.",
+    )
     max_tokens: int = Field(default=320, ge=16, le=4096, description="Longest scene, in tokens.")
     timeout_s: float = Field(default=180.0, gt=0, description="How long the bot waits for the backend per request.")
     max_prompt_chars: int = Field(default=1500, ge=20, le=20000, description="Longest situation a writer may type.")

@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Awaitable, Callable, Sequence
 
 from retrieval.types import SceneHit
 
-from bot.core.llm_client import GenerationError
-from bot.core.prompting import DialogueRequest, build_messages, normalize_fountain, parse_dialogue_request
+from bot.core.copy_guard import COPY_MIN_WORDS, COPY_SEARCH_K, CopyHit, CopySource, check_copy
+from bot.core.llm_client import ChatClient, GenerationError
+from bot.core.prompting import (
+    CONTINUE_FINAL_MESSAGE,
+    HEADING_MAX_TOKENS,
+    HEADING_PREFILL,
+    DialogueRequest,
+    build_messages,
+    build_prefill,
+    heading_from_completion,
+    join_prefill,
+    load_template,
+    parse_dialogue_request,
+    with_prefill,
+)
 from bot.core.replies import Action, ActionKind, Citation, Invocation, Reply, Section, SectionKind, error_reply
+from bot.core.screenplay import (
+    HEADING_LINE,
+    ValidationReport,
+    derive_heading,
+    normalize_fountain,
+    repair_names,
+    validate_fountain,
+)
 from bot.core.services import CoreServices
 from bot.store import queries
 from bot.store.db import session_scope
+
+# Generations per /dialogue when the answer is not valid Fountain; the bot reads
+# settings.generation.max_attempts, this is the default for callers without settings.
+MAX_ATTEMPTS = 3
 
 DIALOGUE_ACTIONS = (
     (ActionKind.APPROVE, "Approve"),
@@ -21,6 +49,64 @@ DIALOGUE_ACTIONS = (
     (ActionKind.REGENERATE, "Regenerate"),
     (ActionKind.EDIT, "Edit"),
 )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One generation, normalized, repaired and checked."""
+
+    text: str
+    raw: str
+    seed: int
+    model: str
+    before_repair: ValidationReport
+    report: ValidationReport
+    repairs: tuple[str, ...] = ()
+    copy: CopyHit | None = None
+
+    def as_json(self) -> dict:
+        return {"seed": self.seed, "valid_before_repair": self.before_repair.valid, "valid": self.report.valid,
+                "problems": list(self.report.problems), "repairs": list(self.repairs),
+                "copy": self.copy.as_json() if self.copy else None}
+
+
+@dataclass(frozen=True)
+class SceneResult:
+    """The chosen attempt and how it was reached."""
+
+    chosen: Attempt
+    attempts: list[Attempt]
+    prefill: str
+
+    @property
+    def text(self) -> str:
+        return self.chosen.text
+
+    @property
+    def warnings(self) -> list[str]:
+        notes = []
+        if not self.chosen.report.valid:
+            notes.append(f"This scene is not fully in screenplay form after {len(self.attempts)} "
+                         f"attempt(s): {'; '.join(self.chosen.report.problems)}.")
+        if self.chosen.copy:
+            hit = self.chosen.copy
+            notes.append(f"This scene repeats {hit.words} words verbatim from \u201c{hit.title}\u201d"
+                         f"{f' ({hit.script_id})' if hit.script_id else ''}: \u201c{_clip(hit.excerpt)}\u201d. "
+                         "Rewrite that passage before using it.")
+        return notes
+
+    def parameters(self) -> dict:
+        """What the store keeps about how the scene was reached (beside the sampling parameters)."""
+        return {
+            "attempts": len(self.attempts),
+            "seeds": [attempt.seed for attempt in self.attempts],
+            "prefill": self.prefill,
+            "validation": self.chosen.report.as_json(),
+            "valid_before_repair": self.chosen.before_repair.valid,
+            "repairs": list(self.chosen.repairs),
+            "copy": self.chosen.copy.as_json() if self.chosen.copy else None,
+            "attempt_log": [attempt.as_json() for attempt in self.attempts],
+        }
 
 
 @dataclass(frozen=True)
@@ -34,6 +120,9 @@ class Scene:
     sources: list[SceneHit]
     latency_ms: int
     request: DialogueRequest
+    warnings: tuple[str, ...] = ()
+    attempts: int = 1
+    valid: bool = True
 
     def as_json(self) -> dict:
         return {
@@ -44,7 +133,14 @@ class Scene:
             "latency_ms": self.latency_ms,
             "characters": list(self.request.characters),
             "sources": [hit.as_json() for hit in self.sources],
+            "valid": self.valid,
+            "attempts": self.attempts,
+            "warnings": list(self.warnings),
         }
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "\u2026"
 
 
 def validate_prompt(text: str, *, limit: int) -> str | None:
@@ -57,7 +153,7 @@ def validate_prompt(text: str, *, limit: int) -> str | None:
 
 
 async def write_scene(services: CoreServices, invocation: Invocation, *, parent_id: int | None = None) -> Scene:
-    """Retrieve exemplars, generate, normalize and record; raises GenerationError."""
+    """Retrieve exemplars, generate (validate, repair, retry, copy-check) and record; raises GenerationError."""
     settings = services.settings.generation
     request = parse_dialogue_request(invocation.text)
     exemplars = await _exemplars(services, request.situation or invocation.text)
@@ -69,18 +165,100 @@ async def write_scene(services: CoreServices, invocation: Invocation, *, parent_
         "no_repeat_ngram_size": settings.no_repeat_ngram_size,
         "max_tokens": settings.max_tokens,
     }
-    model = await services.base_model()
+    model, adapter = await services.model_for(invocation.room_id)
     started = time.perf_counter()
-    completion = await services.chat.complete(model=model, messages=messages, **parameters)
+    result = await generate_scene(services.chat, model=model, request=request, messages=messages,
+                                  sampling=parameters, exemplars=exemplars, search=services.search,
+                                  max_attempts=settings.max_attempts, copy_min_words=settings.copy_guard_words)
     latency_ms = int((time.perf_counter() - started) * 1000)
-    text = normalize_fountain(completion.text)
-    if not text:
+    if not result.text:
         raise GenerationError("The model returned an empty scene. Try Regenerate or rephrase the situation.")
     generation_id = await asyncio.to_thread(
-        _record, services, invocation, text=text, parameters=parameters, sources=exemplars,
-        model=completion.model or model, latency_ms=latency_ms, parent_id=parent_id,
+        _record, services, invocation, text=result.text, parameters={**parameters, **result.parameters()},
+        sources=exemplars, model=result.chosen.model or model, adapter=adapter, latency_ms=latency_ms,
+        parent_id=parent_id,
     )
-    return Scene(generation_id, text, completion.model or model, None, exemplars, latency_ms, request)
+    return Scene(generation_id, result.text, result.chosen.model or model, adapter, exemplars, latency_ms, request,
+                 tuple(result.warnings), len(result.attempts), result.chosen.report.valid)
+
+
+async def generate_scene(chat: ChatClient, *, model: str, request: DialogueRequest, messages: list[dict[str, str]],
+                         sampling: dict, exemplars: Sequence[SceneHit] = (),
+                         search: Callable[..., Awaitable[list[SceneHit]]] | None = None,
+                         max_attempts: int = MAX_ATTEMPTS, copy_min_words: int = COPY_MIN_WORDS,
+                         copy_search_k: int = COPY_SEARCH_K, seed: int | None = None) -> SceneResult:
+    """Generate until a scene is valid Fountain (at most ``max_attempts`` times), keep the best,
+    then make sure it does not copy the library (one more generation if it does).
+
+    ``chat`` is anything with the ChatClient's async ``complete``; no store is touched, so
+    benchmarks drive the same loop against an in-process model.
+    """
+    base_seed = random.SystemRandom().randrange(1, 2**31 - max_attempts - 1) if seed is None else seed
+    heading = derive_heading(request.situation)
+    if heading is None and request.characters:
+        heading = await _model_heading(chat, model=model, messages=messages, sampling=sampling, seed=base_seed,
+                                       situation=request.situation)
+    prefill = build_prefill(request, heading)
+    prompt = with_prefill(messages, prefill)
+    attempts: list[Attempt] = []
+
+    async def attempt() -> Attempt:
+        made = await _attempt(chat, model=model, messages=prompt, prefill=prefill, request=request,
+                              sampling=sampling, seed=base_seed + len(attempts))
+        attempts.append(made)
+        return made
+
+    best = await attempt()
+    while not best.report.valid and len(attempts) < max_attempts:
+        latest = await attempt()
+        if latest.report.score > best.report.score:
+            best = latest
+    if copy_min_words > 0 and best.text:
+        extra = [CopySource("the worked example in config/prompts/dialogue.toml", load_template()["example_scene"])]
+
+        async def copied(candidate: Attempt) -> Attempt:
+            hit = await check_copy(candidate.text, exemplars=list(exemplars), search=search, extra=extra,
+                                   min_words=copy_min_words, k=copy_search_k)
+            checked = replace(candidate, copy=hit)
+            attempts[attempts.index(candidate)] = checked
+            return checked
+
+        best = await copied(best)
+        if best.copy:
+            again = await copied(await attempt())
+            if again.text and (not again.copy or again.report.score > best.report.score):
+                best = again
+    return SceneResult(best, attempts, prefill)
+
+
+async def _model_heading(chat: ChatClient, *, model: str, messages: list[dict[str, str]], sampling: dict, seed: int,
+                         situation: str) -> str | None:
+    """When the situation names no place, a few tokens of the model's own heading, so that the
+    scene request can still open with heading and first cue."""
+    completion = await chat.complete(model=model, messages=with_prefill(messages, HEADING_PREFILL),
+                                     **{**sampling, "max_tokens": HEADING_MAX_TOKENS}, seed=seed,
+                                     **CONTINUE_FINAL_MESSAGE)
+    text = completion.text
+    if HEADING_LINE.match(text.lstrip()):  # a server that ignored the prefill started its own heading
+        text = re.sub(r"^\s*\S+", "", text.lstrip(), count=1)
+    return heading_from_completion(text, situation)
+
+
+async def _attempt(chat: ChatClient, *, model: str, messages: list[dict[str, str]], prefill: str,
+                   request: DialogueRequest, sampling: dict, seed: int) -> Attempt:
+    extension = CONTINUE_FINAL_MESSAGE if prefill else {}
+    completion = await chat.complete(model=model, messages=messages, **sampling, seed=seed, **extension)
+    raw = join_prefill(prefill, completion.text)
+    text = normalize_fountain(raw, characters=request.characters, situation=request.situation,
+                              truncated=completion.finish_reason == "length")
+    before = validate_fountain(text, request.characters)
+    repairs: list[str] = []
+    report = before
+    if not before.valid:
+        repaired, repairs = repair_names(text, request.characters)
+        if repairs:
+            text, report = repaired, validate_fountain(repaired, request.characters)
+    return Attempt(text, completion.text, seed, completion.model, before, report, tuple(repairs))
 
 
 async def _exemplars(services: CoreServices, query: str) -> list[SceneHit]:
@@ -90,7 +268,7 @@ async def _exemplars(services: CoreServices, query: str) -> list[SceneHit]:
 
 
 def _record(services: CoreServices, invocation: Invocation, *, text: str, parameters: dict,
-            sources: list[SceneHit], model: str, latency_ms: int, parent_id: int | None) -> int:
+            sources: list[SceneHit], model: str, adapter: str | None, latency_ms: int, parent_id: int | None) -> int:
     with session_scope(services.sessions) as session:
         room = queries.get_or_create_room(session, platform=invocation.platform, external_id=invocation.room_id,
                                           name=invocation.room_name)
@@ -98,7 +276,7 @@ def _record(services: CoreServices, invocation: Invocation, *, text: str, parame
                                           display_name=invocation.user_name)
         generation = queries.record_generation(
             session, room=room, user=user, prompt=invocation.text, parameters=parameters,
-            retrieved_scene_ids=[hit.scene_id for hit in sources], output=text, model=model, adapter=None,
+            retrieved_scene_ids=[hit.scene_id for hit in sources], output=text, model=model, adapter=adapter,
             latency_ms=latency_ms, thread_ref=invocation.thread_id, parent_id=parent_id,
         )
         session.flush()
@@ -113,13 +291,15 @@ def scene_reply(scene: Scene) -> Reply:
         for hit in scene.sources
     )
     value = str(scene.generation_id)
+    warnings = tuple(Section(SectionKind.TEXT, f"\u26a0\ufe0f {warning}") for warning in scene.warnings)
     return Reply(
         title=title,
-        sections=(Section(SectionKind.SCREENPLAY, scene.text),),
+        sections=(Section(SectionKind.SCREENPLAY, scene.text), *warnings),
         citations=citations,
         actions=tuple(Action(kind, label, value) for kind, label in DIALOGUE_ACTIONS),
         generation_id=scene.generation_id,
-        metadata={"model": scene.model, "adapter": scene.adapter, "latency_ms": scene.latency_ms},
+        metadata={"model": scene.model, "adapter": scene.adapter, "latency_ms": scene.latency_ms,
+                  "valid": scene.valid, "attempts": scene.attempts, "warnings": list(scene.warnings)},
     )
 
 

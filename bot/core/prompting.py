@@ -1,4 +1,6 @@
-"""Turn a /dialogue request into chat messages, and the model's answer into Fountain.
+"""Turn a /dialogue request into chat messages (and the opening of the answer).
+
+Normalizing the answer into Fountain lives in bot/core/screenplay.py.
 
 The template lives in config/prompts/dialogue.toml so a room can tune wording
 without touching code.
@@ -14,7 +16,11 @@ from pathlib import Path
 
 from retrieval.types import SceneHit
 
+from bot.core.screenplay import HEADING_LINE, derive_heading, normalize_fountain, time_of_day
 from bot.settings import REPO_ROOT
+
+__all__ = ["DialogueRequest", "parse_dialogue_request", "build_messages", "build_prefill", "with_prefill",
+           "join_prefill", "heading_from_completion", "CONTINUE_FINAL_MESSAGE", "HEADING_PREFILL", "normalize_fountain", "load_template"]
 
 PROMPT_FILE = REPO_ROOT / "config" / "prompts" / "dialogue.toml"
 
@@ -78,36 +84,58 @@ def _exemplar_text(hit: SceneHit, limit: int) -> str:
     return f"From {hit.title}:\n{body}"
 
 
-_NAME_COLON = re.compile(r"^(?P<name>[A-Z][A-Za-z .'-]{0,30}):\s+(?P<line>\S.*)$")
+HEADING_PREFILL = "INT."  # opens the answer when the situation names no place: the model names it
+HEADING_MAX_TOKENS = 16
 
 
-def normalize_fountain(text: str) -> str:
-    """Light clean-up of model output into Fountain.
+def build_prefill(request: DialogueRequest, heading: str | None = None) -> str:
+    """The opening of the assistant's answer, for backends that continue a final assistant message.
 
-    `NAME: line` becomes a cue and its dialogue, runs of blank lines collapse, and a
-    trailing sentence cut off by the token limit is dropped. The validating, repairing
-    screenplay layer of the backend issue builds on this.
+    A 135M model that is handed the scene heading and the first speaker's cue stays in
+    screenplay form far more often than one that has to choose a form itself. ``heading``
+    defaults to one derived from the situation; without either only "INT." is given.
     """
-    lines: list[str] = []
-    for raw in text.replace("\r\n", "\n").split("\n"):
-        line = raw.rstrip()
-        match = _NAME_COLON.match(line.strip())
-        if match and not line.strip().upper().startswith(("INT", "EXT")):
-            lines += ["", match.group("name").upper(), match.group("line")]
-        else:
-            lines.append(line)
-    cleaned = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    return _drop_cut_off_tail(cleaned)
+    heading = heading or derive_heading(request.situation)
+    if heading is None:
+        return HEADING_PREFILL
+    first_cue = f"{request.characters[0]}\n" if request.characters else ""
+    return f"{heading}\n\n{first_cue}"
 
 
-def _drop_cut_off_tail(text: str) -> str:
-    if not text or text[-1] in ".!?\"')—-:" or "\n" not in text:
-        return text
-    head, _, tail = text.rpartition("\n")
-    if len(head) <= 40 or tail.isupper():  # dropping would leave nothing useful, or it is a cue
-        return text
-    head = head.rstrip()
-    before, _, last = head.rpartition("\n")
-    if last.isupper() and len(last) < 40 and before:  # a cue whose dialogue was the cut-off line
-        head = before.rstrip()
-    return head
+def heading_from_completion(text: str, situation: str) -> str | None:
+    """The model's continuation of "INT." -> a clean heading line, or None when it wrote no place.
+
+    ' KITCHEN - NIGHT\n\nMAYA...' -> 'INT. KITCHEN - NIGHT'; the time of day comes from the
+    situation when the model gave none.
+    """
+    first = text.strip().split("\n", 1)[0]
+    place = re.split(r"\s[-–—]+\s?|--|[.,:;!?(]", first, maxsplit=1)[0]
+    words = re.findall(r"[A-Za-z][A-Za-z'’]*", place)[:5]
+    if not words or (len(words) > 3 and place != place.upper()):
+        return None  # prose ("The bank had been attacked"), not a place
+    time_match = re.search(r"\b(DAY|NIGHT|DAWN|DUSK|MORNING|EVENING|LATER|CONTINUOUS)\b", first.upper())
+    return f"INT. {' '.join(words).upper()} - {time_match.group(1) if time_match else time_of_day(situation)}"
+
+
+def with_prefill(messages: list[dict[str, str]], prefill: str) -> list[dict[str, str]]:
+    return [*messages, {"role": "assistant", "content": prefill}] if prefill else list(messages)
+
+
+# vLLM's request fields for "continue the last assistant message"; our backend accepts them too.
+CONTINUE_FINAL_MESSAGE = {"continue_final_message": True, "add_generation_prompt": False}
+
+
+def join_prefill(prefill: str, completion: str) -> str:
+    """The whole answer: the prefill plus its continuation.
+
+    A server that ignored the continuation fields starts a fresh answer; when that answer
+    opens with a scene heading of its own the prefill is not put in front of it.
+    """
+    if not prefill:
+        return completion
+    fresh = completion.lstrip()
+    if HEADING_LINE.match(fresh):
+        return completion
+    if prefill.endswith("\n") or completion[:1].isspace():
+        return prefill + completion
+    return f"{prefill} {completion}" if prefill[-1:] in ".:" else prefill + completion

@@ -23,7 +23,8 @@ _PLACE_PREPOSITION = re.compile(
 # Words that end a place phrase ("in a bar while ..." -> "BAR").
 _PHRASE_STOP = frozenset(
     "as while who whom that which and or but about with because after before to for during when where until "
-    "of over than then so if since is are was were has have had they he she it we you i their his her".split()
+    "of over than then so if since is are was were has have had they he she it we you i their his her "
+    "in at on inside outside aboard near under by onto into from behind atop the a an".split()
 )
 _TIME_WORDS = {
     "midnight": "NIGHT", "night": "NIGHT", "nighttime": "NIGHT", "tonight": "NIGHT", "moonlit": "NIGHT",
@@ -45,13 +46,23 @@ _ROLE_PLACES = {
     "waitress": "RESTAURANT", "librarian": "LIBRARY", "scientist": "LAB", "prisoner": "PRISON CELL",
     "inmate": "PRISON CELL", "boss": "OFFICE", "employee": "OFFICE", "wedding": "WEDDING RECEPTION",
     "funeral": "FUNERAL HOME", "grandfather": "LIVING ROOM", "grandmother": "LIVING ROOM",
+    "coach": "LOCKER ROOM", "hacker": "APARTMENT", "intern": "OFFICE", "magician": "BACKSTAGE",
+    "barber": "BARBERSHOP", "knight": "CASTLE", "queen": "THRONE ROOM", "king": "THRONE ROOM", "prince": "CASTLE",
+    "comedian": "COMEDY CLUB", "novelist": "STUDY", "boxer": "BOXING GYM", "farmer": "FARM", "monk": "MONASTERY",
+    "babysitter": "NURSERY", "general": "STUDY", "roommate": "APARTMENT", "witch": "COTTAGE", "artist": "STUDIO",
+    "painter": "STUDIO", "firefighter": "FIRE STATION", "mafia": "KITCHEN", "cult": "COMPOUND",
+    "band": "STAGE", "actor": "REHEARSAL ROOM", "accountant": "OFFICE", "spy": "SAFE HOUSE",
+    "journalist": "NEWSROOM", "reporter": "NEWSROOM", "sheriff": "SHERIFF'S OFFICE", "ambassador": "EMBASSY",
+    "host": "TV STUDIO", "contestant": "TV STUDIO", "chess": "CLUB ROOM", "lawyer's": "LAW OFFICE",
+    "robot": "LAB", "alien": "FIELD", "vampire": "CASTLE", "ghost": "OLD HOUSE", "dragon": "CAVE",
+    "parole": "PAROLE OFFICE", "prodigy": "LIVING ROOM", "lighthouse": "LIGHTHOUSE", "fort": "BACKYARD",
 }
 _OUTDOOR = frozenset(
     "alley street park beach forest field fields farm porch roof rooftop garden yard backyard bridge dock docks pier "
     "road highway desert mountain mountainside cliff river lake parking lot cemetery graveyard square playground "
     "battlefield woods jungle campsite camp shore harbor harbour sea ocean deck island meadow orchard vineyard "
     "sidewalk crosswalk runway platform trench moon surface canyon valley hill hilltop glacier swamp marsh "
-    "courtyard balcony driveway junkyard stadium outside outdoors wilderness prairie ranch trail".split()
+    "courtyard balcony driveway cornfield junkyard stadium outside outdoors wilderness prairie ranch trail".split()
 )
 # Places a situation may name without a preposition ("two sisters argue about selling the family farm").
 _PLACE_NOUNS = frozenset(_OUTDOOR) | frozenset(
@@ -60,7 +71,9 @@ _PLACE_NOUNS = frozenset(_OUTDOOR) | frozenset(
     "house home apartment flat diner restaurant cafe café hotel motel prison cell jail court courtroom "
     "bakery shop store supermarket warehouse factory garage basement attic bedroom bathroom hallway elevator "
     "lobby studio theatre theater castle palace mansion cabin tent bunker cockpit hangar airport gym pool "
-    "precinct newsroom morgue casino bowling alley arcade salon barbershop laundromat kitchenette".split()
+    "precinct newsroom morgue casino bowling alley arcade salon barbershop laundromat kitchenette room "
+    "stage backstage cornfield stairwell stairs corridor dungeon vestry cafeteria canteen lighthouse "
+    "monastery convent embassy studio saloon tavern inn barn stable chamber throne".split()
 )
 
 
@@ -100,8 +113,9 @@ def _place_phrase(situation: str) -> str:
     for index, token in enumerate(tokens):
         if token.lower() in _PLACE_NOUNS:
             start = index
-            # keep one modifier before the noun when it is not a function word: "family farm"
-            if index and tokens[index - 1].lower() not in _PHRASE_STOP | _NOT_MODIFIERS:
+            # keep a modifier only in "the family farm" form: after a verb it is usually no modifier
+            if index > 1 and tokens[index - 2].lower() in ("the", "a", "an", "his", "her", "their") and \
+                    tokens[index - 1].lower() not in _PHRASE_STOP | _NOT_MODIFIERS:
                 start = index - 1
             return " ".join(tokens[start:index + 1])
     for token in tokens:
@@ -261,7 +275,7 @@ def _cue_and_speech(name: str, paren: str | None, speech: str) -> list[str]:
 
 def _cue_text(name: str, paren: str | None) -> tuple[str, list[str]]:
     """('Maya', 'whispering') -> ('MAYA', ['(whispering)']); ('Maya', 'V.O.') -> ('MAYA (V.O.)', [])."""
-    cue = " ".join(name.split()).upper()
+    cue = " ".join(name.split()).upper().rstrip(".")
     if not paren:
         return cue, []
     if paren.strip().upper() in _CUE_EXTENSIONS:
@@ -308,15 +322,22 @@ def _read_speech(lines: list[str], i: int) -> tuple[list[str], int]:
             break
         lead = _LEADING_PAREN.match(line)
         if line.startswith("(") and line.endswith(")"):
-            body.append(line)
+            body.append(f"({line[1:-1].strip()})")
         elif lead:
-            body += [f"({lead.group('paren').strip()})", lead.group("rest").strip("\"“”")]
+            body += [f"({lead.group('paren').strip()})", _unquote(lead.group("rest"))]
         else:
-            body.append(line.strip("\"“”") if line.count('"') == 2 else line)
+            body.append(_unquote(line))
         i += 1
     if body and all(line.startswith("(") for line in body):
         return [], i - len(body)  # a cue with only a parenthetical has no speech: leave it as action
     return body, i
+
+
+def _unquote(line: str) -> str:
+    """'"Get out."' -> 'Get out.': a whole line in one pair of quotes is speech already under its cue."""
+    if len(line) > 2 and line[0] in "\"“" and line[-1] in "\"”" and not re.search(r"[\"“”]", line[1:-1]):
+        return line[1:-1].strip()
+    return line
 
 
 def _merge_action(blocks: list[Block]) -> list[Block]:
@@ -337,7 +358,18 @@ def _ensure_heading(blocks: list[Block], situation: str) -> list[Block]:
 
 
 def _render(blocks: list[Block]) -> str:
-    return "\n\n".join("\n".join(lines) for _, lines in blocks).strip()
+    return "\n\n".join("\n".join(_forced_action(lines) if kind == "action" else lines)
+                       for kind, lines in blocks).strip()
+
+
+def _forced_action(lines: list[str]) -> list[str]:
+    """A shouted sentence opening a paragraph would parse as a cue; Fountain's '!' keeps it action."""
+    first = lines[0]
+    if len(lines) > 1 and not first.startswith("!") and first == first.upper() and any(c.isalpha() for c in first) and (
+        len(first.split()) > 4 or re.search(r"\d| - ", first)
+    ):
+        return [f"!{first}", *lines[1:]]
+    return lines
 
 
 # -- validating ------------------------------------------------------------------------

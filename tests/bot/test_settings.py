@@ -17,7 +17,7 @@ from bot.settings_doc import settings_table
 def test_defaults_come_from_the_toml_file():
     settings = load_settings()
     assert settings.generation.temperature == 0.7
-    assert settings.generation.repetition_penalty == 1.15
+    assert settings.generation.repetition_penalty == 1.05
     assert settings.backend.host == "127.0.0.1"
     assert settings.slack.api_url == "https://slack.com/api/"
 

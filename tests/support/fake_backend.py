@@ -32,6 +32,13 @@ class FakeBackend:
     delay_s: float = 0.0
     fail_with: int | None = None
     requests: list[dict] = field(default_factory=list)
+    scenes: list[str] | None = None  # answers in turn; None: always `scene`
+
+    def answer(self, number: int) -> str:
+        """The scene for the request numbered ``number`` (from 0)."""
+        if not self.scenes:
+            return self.scene
+        return self.scenes[min(number, len(self.scenes) - 1)]
 
     def __post_init__(self) -> None:
         backend = self
@@ -54,13 +61,14 @@ class FakeBackend:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 backend.requests.append(body)
+                number = len(backend.requests) - 1
                 time.sleep(backend.delay_s)
                 if backend.fail_with:
                     self._send(backend.fail_with, {"error": {"message": "backend unavailable", "type": "server_error"}})
                     return
                 self._send(200, {
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": backend.model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": backend.scene},
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": backend.answer(number)},
                                  "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
                 })

@@ -37,21 +37,26 @@ def run(coroutine):
 
 
 def test_dialogue_answers_with_a_scene_buttons_and_sources(services, backend):
-    reply = run(dispatch(services, "dialogue", ask("a robot boots up in a lab characters: Bob tone: wry")))
+    reply = run(dispatch(services, "dialogue", ask("a robot boots up in a lab characters: Maya, Cole tone: wry")))
     assert not reply.is_error
     assert reply.sections[0].kind is SectionKind.SCREENPLAY
-    assert reply.sections[0].body == CANNED_SCENE
+    assert reply.sections[0].body == CANNED_SCENE and len(reply.sections) == 1  # valid, original: no warning
     assert [action.kind for action in reply.actions] == list(ActionKind)
     assert {action.value for action in reply.actions} == {str(reply.generation_id)}
     assert reply.citations[0].title == "Cyber Bob: Episode 1"
     sent = backend.requests[0]
-    assert sent["model"] == "fake-model" and sent["temperature"] == 0.7 and sent["repetition_penalty"] == 1.15
-    assert "Characters: BOB" in sent["messages"][-1]["content"]
+    assert sent["model"] == "fake-model" and sent["temperature"] == 0.7 and sent["repetition_penalty"] == 1.05
+    assert "Characters: MAYA, COLE" in sent["messages"][-2]["content"]
+    # the answer is begun for the model: heading and first cue (vLLM's continue_final_message)
+    assert sent["messages"][-1] == {"role": "assistant", "content": "INT. LAB - DAY\n\nMAYA\n"}
+    assert sent["continue_final_message"] is True and sent["add_generation_prompt"] is False
+    assert len(backend.requests) == 1  # valid at once: no retry
     with session_scope(services.sessions) as session:
         generation = queries.get_generation(session, generation_id=reply.generation_id)
         assert generation.output == CANNED_SCENE
         assert generation.retrieved_scene_ids[0] == "cyber-bob-ep00001#0.0"
         assert generation.model == "fake-model" and generation.adapter is None
+        assert generation.parameters["attempts"] == 1 and generation.parameters["validation"]["valid"]
 
 
 def test_empty_and_oversized_prompts_get_a_clear_message_and_record_nothing(services, backend):

@@ -47,3 +47,40 @@ def test_name_colon_lines_become_cues_and_dialogue():
 def test_a_line_cut_off_by_the_token_limit_is_dropped():
     text = normalize_fountain("INT. BAR - NIGHT\n\nMAYA\nYou lied to me about the money.\n\nCOLE\nI had to because the")
     assert text.endswith("You lied to me about the money.")
+
+
+def test_prefill_opens_the_answer_with_a_derived_heading_and_the_first_cue():
+    from bot.core.prompting import build_prefill
+
+    request = parse_dialogue_request("a detective corners her partner in a rainy alley at night characters: Maya, Cole")
+    assert build_prefill(request) == "EXT. RAINY ALLEY - NIGHT\n\nMAYA\n"
+    assert build_prefill(parse_dialogue_request("a heist goes wrong in a bakery")) == "INT. BAKERY - DAY\n\n"
+    assert build_prefill(request, "INT. VAN - DAY") == "INT. VAN - DAY\n\nMAYA\n"
+
+
+def test_without_a_place_only_the_heading_form_is_prefilled():
+    from bot.core.prompting import HEADING_PREFILL, build_prefill
+
+    assert build_prefill(parse_dialogue_request("two people disagree about everything characters: Al, Bo")) == HEADING_PREFILL
+
+
+def test_the_model_heading_is_cleaned_or_refused():
+    from bot.core.prompting import heading_from_completion
+
+    assert heading_from_completion(" KITCHEN - NIGHT\n\nMAYA\nHi.", "x") == "INT. KITCHEN - NIGHT"
+    assert heading_from_completion(" LOCKER ROOM, HALFTIME", "at midnight") == "INT. LOCKER ROOM - NIGHT"
+    assert heading_from_completion(" The bank had been attacked by thieves", "x") is None
+    assert heading_from_completion(" --", "x") is None
+
+
+def test_prefill_and_continuation_are_joined_once():
+    from bot.core.prompting import join_prefill, with_prefill
+
+    prefill = "INT. BAR - DAY\n\nMAYA\n"
+    assert join_prefill(prefill, "You lied.\n\nCOLE\nI had to.") == "INT. BAR - DAY\n\nMAYA\nYou lied.\n\nCOLE\nI had to."
+    assert join_prefill("INT.", " KITCHEN - NIGHT") == "INT. KITCHEN - NIGHT"
+    # a server that ignored continue_final_message answered afresh with its own heading
+    assert join_prefill(prefill, "EXT. ALLEY - NIGHT\n\nCOLE\nHi.") == "EXT. ALLEY - NIGHT\n\nCOLE\nHi."
+    messages = build_messages(parse_dialogue_request("x"), [], exemplar_chars=100)
+    assert with_prefill(messages, prefill)[-1] == {"role": "assistant", "content": prefill}
+    assert with_prefill(messages, "") == messages
