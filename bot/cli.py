@@ -6,6 +6,7 @@
     writersroom similar "TEXT" --k 5 --json
     writersroom ingest PATH... [--index DIR]
     writersroom index stats|list|remove SCRIPT|rebuild [--kind flat|hnsw|ivfpq|auto]
+    writersroom eval retrieval DIR... [--json]
     writersroom style FILE [--json]
     writersroom recommend --room ROOM [--k 5] [--json]
     writersroom models fetch
@@ -43,9 +44,11 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 # Commands that live in their own modules (each imports only typer at module level).
 from bot.cli_analysis import recommend_command, style_command  # noqa: E402
+from bot.cli_eval import eval_app  # noqa: E402
 from bot.cli_index import index_app  # noqa: E402
 
 app.add_typer(index_app, name="index")
+app.add_typer(eval_app, name="eval")
 
 app.command("style")(style_command)
 app.command("recommend")(recommend_command)

@@ -24,7 +24,9 @@ def make_searcher(settings: Settings) -> SceneSearch:
     from retrieval.embed import Embedder
     from retrieval.search import SceneSearcher
 
-    return SceneSearcher(settings.index_dir, Embedder(embedder_path(settings), batch_size=settings.retrieval.batch_size))
+    retrieval = settings.retrieval
+    return SceneSearcher(settings.index_dir, Embedder(embedder_path(settings), batch_size=retrieval.batch_size),
+                         reranker_dir=retrieval.reranker_dir, rerank_top_n=retrieval.rerank_top_n)
 
 
 def chat_client(settings: Settings) -> ChatClient:

@@ -204,6 +204,15 @@ class RetrievalSettings(_Section):
     )
     ingest_bundled_corpus: bool = Field(default=True, description="Ingest the bundled public-domain corpus on first run.")
     batch_size: int = Field(default=32, ge=1, le=1024, description="Embedding batch size.")
+
+    @field_validator("reranker_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+    reranker_dir: Path | None = Field(
+        default=None, description="Local cross-encoder directory; when set, /similar re-scores its top results with it."
+    )
+    rerank_top_n: int = Field(default=20, ge=1, le=500, description="Results the cross-encoder re-scores.")
     index_hnsw_min_vectors: int = Field(default=50_000, ge=1, description="Vectors from which the index becomes HNSW.")
     index_ivfpq_min_vectors: int = Field(default=500_000, ge=1, description="Vectors from which the index becomes IVF-PQ.")
     index_hnsw_m: int = Field(default=32, ge=4, le=128, description="HNSW graph degree.")

@@ -1,50 +1,267 @@
-"""/similar: the scenes in the library closest to a logline or a pasted scene."""
+"""/similar: the scenes (or scripts) in the library closest to a logline or a pasted scene.
+
+Three ways to rank (``mode``):
+
+- "dense": cosine similarity of sentence embeddings (the FAISS index): finds scenes
+  that mean the same thing in other words.
+- "bm25": BM25 over the same chunk texts (``retrieval.bm25``): finds exact words,
+  names and coined terms that embeddings blur.
+- "hybrid" (default): reciprocal rank fusion (k=60) of the two scene rankings, dense
+  weighted down (to at most half) for queries longer than the embedder reads.
+
+``SceneHit.score`` is the ranking's own score: cosine in "dense", BM25 in "bm25",
+the fused RRF score in "hybrid" (about 1/61 for a scene first in one list), the
+script's aggregate at script level, and the cross-encoder's score when reranking.
+Compare scores within one result list only.
+
+Filters (genre, writer, show, format, language) restrict both retrievers to the
+scripts whose stored facts match. BM25 scores every chunk anyway, so it masks exactly;
+FAISS cannot filter inside a flat search, so dense search over-fetches (4x, growing
+4x at a time, up to the whole index) until enough matching scenes are found.
+"""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Iterable, Mapping, Sequence
 
 from retrieval.chunk import SCENE_TEXT_LIMIT, truncate
-from retrieval.index import SceneIndex
+from retrieval.fusion import RRF_K, aggregate_scripts, reciprocal_rank_fusion
+from retrieval.index import SceneIndex, iter_records
+from retrieval.rerank import RERANK_TOP_N
 from retrieval.types import SceneHit, SceneRef
 
 EXCERPT_CHARS = 300
+MODES = ("hybrid", "dense", "bm25")
+LEVELS = ("scene", "script")
+FILTER_KEYS = ("genre", "writer", "show", "format", "language")
+SCENE_CANDIDATES = 50  # scenes each retriever hands to fusion (at least 4k); RRF needs some depth to agree on
+SCRIPT_CANDIDATES = 150  # scenes ranked before grouping into scripts: several per script for the top-2 sum
+# About what the embedder reads of a query (MiniLM: 256 word pieces, ~200 English words).
+# A longer query (a pasted scene) is only partly seen by dense search but wholly by BM25,
+# so dense's fusion weight shrinks with the share it read, down to half: on held-out
+# scenes (benchmarks/RESULTS.md) this beat equal weights by ~2 points of top-1, while
+# a logline still gets the two retrievers weighted equally.
+DENSE_QUERY_WORDS = 200
+MIN_DENSE_SHARE = 0.5
+
+# ISO 639-2 codes (TEI's xml:lang) to the two-letter codes people type, so "en" finds "eng".
+_LANGUAGE_ALIASES = {
+    "eng": "en", "ger": "de", "deu": "de", "fre": "fr", "fra": "fr", "spa": "es", "ita": "it", "rus": "ru",
+    "swe": "sv", "nld": "nl", "dut": "nl", "por": "pt", "pol": "pl", "lat": "la", "grc": "el", "gre": "el",
+    "ell": "el", "chi": "zh", "zho": "zh", "jpn": "ja", "cze": "cs", "ces": "cs", "dan": "da", "nor": "no",
+    "fin": "fi", "hun": "hu", "ukr": "uk", "tat": "tt", "heb": "he", "ara": "ar", "yid": "yi",
+}
 
 
 class SceneSearcher:
-    """Loads the index once; ``search`` embeds the query and ranks scenes.
+    """Loads the index once; ``search`` ranks scenes or scripts for a query.
 
     A long scene has several chunks; hits are per scene (its best chunk), because
     "three windows of the same act" is one answer to a writer, not three.
+    The BM25 index is built on the first lexical search (or loaded from its cache
+    next to the index) and kept; ``bm25_status`` says which ("loaded", "built", ...).
     """
 
-    def __init__(self, index_dir: str | Path, embedder) -> None:
+    def __init__(self, index_dir: str | Path, embedder, *, reranker_dir: str | Path | None = None,
+                 rerank_top_n: int = RERANK_TOP_N, fusion_weights: tuple[float, float] = (1.0, 1.0),
+                 rrf_k: int = RRF_K) -> None:
         self.embedder = embedder
+        self.index_dir = Path(index_dir)
         if SceneIndex.exists(index_dir):
             self.index = SceneIndex.load(index_dir)
             self.index.check_embedder(model_id=embedder.model_id, dim=embedder.dim)
         else:
             self.index = SceneIndex(index_dir, model_id=embedder.model_id, dim=embedder.dim)
+        self.fusion_weights = tuple(fusion_weights)  # (dense, bm25)
+        self.rrf_k = rrf_k
+        self.rerank_top_n = rerank_top_n
+        self.reranker = None
+        if reranker_dir:
+            from retrieval.rerank import Reranker
+
+            self.reranker = Reranker(reranker_dir)
+        self.bm25_status = ""
+        self._bm25 = None
+        self._records: list[dict] = []  # BM25 row -> chunk record
+        self._row_script: list[str] = []
+        self._lock = threading.Lock()
 
     @property
     def is_empty(self) -> bool:
         return len(self.index) == 0
 
-    def search(self, query: str, *, k: int = 5) -> list[SceneHit]:
-        if not query.strip() or k <= 0 or self.is_empty:
+    def search(self, query: str, *, k: int = 5, mode: str = "hybrid", filters: Mapping | None = None,
+               level: str = "scene") -> list[SceneHit]:
+        """The ``k`` best scenes (level="scene") or scripts (level="script"), best first.
+
+        ``filters`` maps any of genre, writer, show, format, language to a value or a
+        list of values (any may match), compared case-insensitively; a script lacking
+        the fact never matches. At script level each hit's ``scene`` is the script's
+        best scene and its score the sum of its two best scene scores.
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        if level not in LEVELS:
+            raise ValueError(f"unknown search level {level!r}; choose one of {', '.join(LEVELS)}")
+        allowed = self._allowed_scripts(filters)
+        if not query.strip() or k <= 0 or self.is_empty or allowed == set():
             return []
+        depth = max(k * 4, SCENE_CANDIDATES) if level == "scene" else max(k * 30, SCRIPT_CANDIDATES)
+        if self.reranker is not None:
+            depth = max(depth, self.rerank_top_n)
+        scenes = self._ranked_scenes(query, mode=mode, depth=depth, allowed=allowed)
+        if level == "script":
+            ranked = [(rec, score) for _, rec, score in aggregate_scripts((rec["script_id"], rec, score) for rec, score in scenes)]
+        else:
+            ranked = scenes
+        if self.reranker is not None:
+            ranked = self._rerank(query, ranked)
+        return [_hit(rec, score) for rec, score in ranked[:k]]
+
+    # -- ranking -------------------------------------------------------------------
+
+    def _ranked_scenes(self, query: str, *, mode: str, depth: int, allowed: set[str] | None) -> list[tuple[dict, float]]:
+        if mode == "dense":
+            return self._dense_scenes(query, depth, allowed)
+        if mode == "bm25":
+            return self._bm25_scenes(query, depth, allowed)
+        dense = self._dense_scenes(query, depth, allowed)
+        lexical = self._bm25_scenes(query, depth, allowed)
+        records = {rec["scene_id"]: rec for rec, _ in lexical}
+        records.update({rec["scene_id"]: rec for rec, _ in dense})  # dense records carry the best dense chunk
+        dense_weight, bm25_weight = self.fusion_weights
+        words = max(len(query.split()), 1)
+        dense_weight *= max(MIN_DENSE_SHARE, min(1.0, DENSE_QUERY_WORDS / words))
+        fused = reciprocal_rank_fusion(
+            [[rec["scene_id"] for rec, _ in dense], [rec["scene_id"] for rec, _ in lexical]],
+            k=self.rrf_k, weights=(dense_weight, bm25_weight),
+        )
+        return [(records[scene_id], score) for scene_id, score in fused[:depth]]
+
+    def _dense_scenes(self, query: str, depth: int, allowed: set[str] | None) -> list[tuple[dict, float]]:
         vector = self.embedder.encode([query])[0]
         total = len(self.index)
-        fetch = min(total, k * 4)
+        fetch = min(total, depth * 4)
         while True:
-            best = _best_per_scene(self.index.search(vector, fetch))
-            if len(best) >= k or fetch >= total:
-                break
+            results = self.index.search(vector, fetch)
+            if allowed is not None:
+                results = [(rec, score) for rec, score in results if rec["script_id"] in allowed]
+            best = _best_per_scene(results)
+            if len(best) >= depth or fetch >= total:
+                return best[:depth]
             fetch = min(total, fetch * 4)
-        return [_hit(rec, score) for rec, score in best[:k]]
+
+    def _bm25_scenes(self, query: str, depth: int, allowed: set[str] | None) -> list[tuple[dict, float]]:
+        import numpy as np
+
+        bm25 = self._lexical()
+        scores = bm25.scores(query)
+        if allowed is not None:
+            scores = scores * np.fromiter((sid in allowed for sid in self._row_script), dtype=bool, count=len(scores))
+        rows = np.flatnonzero(scores > 0)
+        if not len(rows):
+            return []
+        # best rows first; enough of them that ``depth`` distinct scenes survive the per-scene merge
+        take = min(len(rows), depth * 8)
+        top = rows[np.argpartition(-scores[rows], take - 1)[:take]] if take < len(rows) else rows
+        top = top[np.lexsort((top, -scores[top]))]
+        best = _best_per_scene((self._records[row], float(scores[row])) for row in top.tolist())
+        return best[:depth]
+
+    def _lexical(self):
+        with self._lock:
+            if self._bm25 is None:
+                from retrieval.bm25 import open_cached
+
+                self._records = list(iter_records(self.index))
+                self._row_script = [rec["script_id"] for rec in self._records]
+                docs = [(rec["chunk_id"], rec["text"]) for rec in self._records]
+                self._bm25, self.bm25_status = open_cached(self.index_dir, docs)
+            return self._bm25
+
+    def _rerank(self, query: str, ranked: list[tuple[dict, float]]) -> list[tuple[dict, float]]:
+        head, tail = ranked[: self.rerank_top_n], ranked[self.rerank_top_n :]
+        scores = self.reranker.score(query, [rec.get("scene_text") or rec["text"] for rec, _ in head])
+        order = sorted(range(len(head)), key=lambda i: -scores[i])  # stable: retriever order breaks ties
+        return [(head[i][0], scores[i]) for i in order] + tail
+
+    # -- filters -------------------------------------------------------------------
+
+    def _allowed_scripts(self, filters: Mapping | None) -> set[str] | None:
+        """Script ids matching every filter, or None when nothing is filtered."""
+        wanted = normalise_filters(filters)
+        if not wanted:
+            return None
+        return {sid for sid in self.index.script_ids() if script_matches(script_info(self.index, sid), wanted)}
 
 
-def _best_per_scene(results: list[tuple[dict, float]]) -> list[tuple[dict, float]]:
+def normalise_filters(filters: Mapping | None) -> dict[str, list[str]]:
+    """{"genre": "Comedy", "writer": ["Tyler", None]} -> {"genre": ["comedy"], "writer": ["tyler"]}.
+
+    Unknown keys are an error (a typo must not silently return everything); empty values are dropped.
+    """
+    out: dict[str, list[str]] = {}
+    for key, value in (filters or {}).items():
+        if key not in FILTER_KEYS:
+            raise ValueError(f"unknown filter {key!r}; filters are {', '.join(FILTER_KEYS)}")
+        values = [value] if isinstance(value, str) else list(value or ())
+        cleaned = [_norm(v, key) for v in values if v is not None and str(v).strip()]
+        if cleaned:
+            out[key] = cleaned
+    return out
+
+
+def script_matches(info: Mapping, wanted: Mapping[str, Sequence[str]]) -> bool:
+    """Whether a script's stored facts satisfy every filter (values already normalised).
+
+    A writer matches a whole author name or whole consecutive words of it, so
+    "tyler" and "royall tyler" both find "Royall Tyler", but "ty" does not.
+    """
+    for key, values in wanted.items():
+        field = "authors" if key == "writer" else key
+        stored = [_norm(v, key) for v in _as_list(info.get(field)) if str(v).strip()]
+        if key == "writer":
+            if not any(_words_within(v, name) for v in values for name in stored):
+                return False
+        elif not set(values) & set(stored):
+            return False
+    return True
+
+
+def script_info(index: SceneIndex, script_id: str) -> dict:
+    """The facts ingest stored for a script (title, authors, format, language, ...)."""
+    getter = getattr(index, "script_info", None)
+    if callable(getter):
+        return dict(getter(script_id) or {})
+    # SceneIndex has no public reader for script facts yet (requested: script_info(script_id));
+    # read its table directly until it does.
+    return dict(index._scripts.get(script_id, {}))
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set)):
+        return list(value)
+    return [value]
+
+
+def _norm(value, key: str) -> str:
+    text = " ".join(str(value).casefold().split())
+    if key == "language":
+        text = text.replace("_", "-").split("-")[0]
+        text = _LANGUAGE_ALIASES.get(text, text)
+    return text
+
+
+def _words_within(needle: str, name: str) -> bool:
+    words, have = (s.replace(",", " ").replace(".", " ").split() for s in (needle, name))
+    return any(have[i : i + len(words)] == words for i in range(len(have) - len(words) + 1))
+
+
+def _best_per_scene(results: Iterable[tuple[dict, float]]) -> list[tuple[dict, float]]:
     best: dict[str, tuple[dict, float]] = {}
     for rec, score in results:  # already best first
         best.setdefault(rec["scene_id"], (rec, score))

@@ -19,7 +19,8 @@ async def similar(services: CoreServices, invocation: Invocation) -> Reply:
     hits = await services.search(query, k=services.settings.retrieval.top_k)
     if not hits:
         return Reply(title="/similar", sections=(Section(SectionKind.TEXT, NOTHING_FOUND),))
-    lines = [f"{rank}. {hit.title} — {hit.scene.heading} ({hit.score:.2f})" for rank, hit in enumerate(hits, 1)]
+    # Ranks, not scores: a fused hybrid score (~0.03) means nothing to a writer.
+    lines = [f"{rank}. {hit.title} — {hit.scene.heading}" for rank, hit in enumerate(hits, 1)]
     citations = tuple(
         Citation(script_id=hit.script_id, title=hit.title, scene_index=hit.scene.index, heading=hit.scene.heading,
                  excerpt=hit.scene.excerpt, score=hit.score)

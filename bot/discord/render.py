@@ -125,8 +125,8 @@ def _add_citations(embed: discord.Embed, reply: Reply) -> None:
 
 
 def _result_name(rank: int, citation: Citation) -> str:
-    score = f" ({citation.score:.2f})" if citation.score is not None else ""
-    return f"{rank}. {citation.title} — {citation.heading}{score}"
+    # Ranks only: a fused hybrid score (~0.03) means nothing to a writer.
+    return f"{rank}. {citation.title} — {citation.heading}"
 
 
 def _result_value(citation: Citation) -> str:

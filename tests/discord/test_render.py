@@ -106,7 +106,7 @@ def test_similar_results_are_one_field_each_within_limits() -> None:
                   citations=tuple(_citation(n, long=n % 2 == 0) for n in range(30)))
     embed = render_reply(reply).embeds[0]
     assert 0 < len(embed.fields) <= MAX_FIELDS
-    assert embed.fields[1].name.startswith("2. Title 1 — INT. ROOM 1 - DAY (0.50)")
+    assert embed.fields[1].name == "2. Title 1 — INT. ROOM 1 - DAY"  # ranks, no raw scores
     assert embed.fields[1].value == "excerpt 1"
     assert all(len(f.name) <= FIELD_NAME_LIMIT and len(f.value) <= FIELD_VALUE_LIMIT for f in embed.fields)
     assert len(embed) <= EMBED_TOTAL_LIMIT
