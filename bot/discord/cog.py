@@ -52,6 +52,21 @@ class WritersRoomCog(commands.Cog, name="writersroom"):
     async def similar(self, interaction: discord.Interaction, text: str) -> None:
         await self._run(interaction, "similar", text)
 
+    @app_commands.command(name="recommend", description="Scripts this room has not drawn on yet, close to what it approved")
+    @app_commands.describe(count="How many (1-20, optional)")
+    async def recommend(self, interaction: discord.Interaction, count: int | None = None) -> None:
+        await self._run(interaction, "recommend", str(count) if count else "")
+
+    @app_commands.command(name="style", description="Style report of a pasted scene: cast lines, pages, INT/EXT")
+    @app_commands.describe(text="Fountain text of a scene or script")
+    async def style(self, interaction: discord.Interaction, text: str) -> None:
+        await self._run(interaction, "style", text)
+
+    @app_commands.command(name="room", description="This room's status, model, and your training consent")
+    @app_commands.describe(action="status | model | consent on | consent off | help")
+    async def room(self, interaction: discord.Interaction, action: str = "help") -> None:
+        await self._run(interaction, "room", action)
+
     @app_commands.command(name="wr-help", description="What the writersroom bot can do")
     async def help(self, interaction: discord.Interaction) -> None:
         await self._run(interaction, "help", "")

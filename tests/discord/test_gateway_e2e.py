@@ -79,7 +79,8 @@ def test_dialogue_defers_then_follows_up_with_scene_and_buttons(tmp_path: Path) 
         with FakeBackend() as backend:
             async with discord_room(tmp_path, backend) as (emulator, services), running_bot(emulator, services):
                 synced = emulator.commands[str(emulator.guild_id)]
-                assert {command["name"] for command in synced} == {"dialogue", "similar", "wr-help"}
+                assert {command["name"] for command in synced} == {"dialogue", "similar", "recommend", "style", "room",
+                                                                    "wr-help"}
                 assert emulator.unhandled == []
 
                 interaction_id = await emulator.command("dialogue", situation=SITUATION, tone="noir")
@@ -179,6 +180,8 @@ def test_regenerate_and_similar_and_help(tmp_path: Path) -> None:
 
                 help_ = await emulator.command("wr-help")
                 assert "/dialogue" in (await emulator.followup_for(help_)).message["embeds"][0]["description"]
+                status = await emulator.command("room", action="status")
+                assert "Scenes written: 2" in (await emulator.followup_for(status)).message["embeds"][0]["description"]
                 # one click, one answer: the dynamic item is the only handler of the button
                 assert [f.token for f in emulator.followups].count(f"token-{click}") == 1
                 assert len(backend.requests) == 2

@@ -85,6 +85,12 @@ def test_similar_and_help(room):
     room.sender.command("/wr-help")
     help_ = room.api.wait_for("chat.postMessage", 2)[1]
     assert "/dialogue" in all_text(help_) and "/similar" in all_text(help_)
+    room.sender.command("/style", "INT. LAB - NIGHT\n\nBOB\nHello.\n\nANA\nHi, Bob. Welcome.")
+    style = room.api.wait_for("chat.postMessage", 3)[2]
+    assert "ANA: 1 line" in all_text(style) and "INT 1" in all_text(style)
+    room.sender.command("/room", "consent off")
+    consent = room.api.wait_for("chat.postMessage", 4)[3]
+    assert "kept out of training" in all_text(consent)
 
 
 def test_backend_refusing_shows_a_clear_error_in_the_channel(open_room):

@@ -1,4 +1,4 @@
-"""Slash commands: /dialogue, /similar and /wr-help, mapped onto the core command table.
+"""Slash commands: /dialogue, /similar, /recommend, /style, /room and /wr-help, mapped onto the core command table.
 
 Each handler acks at once (Slack allows 3 seconds; a scene takes longer), then runs the
 core command and posts its reply into the channel with chat.postMessage.
@@ -13,10 +13,12 @@ from bot.core.services import CoreServices
 from bot.slack.posting import post_reply, run_core, slack_invocation
 
 # Slack command -> core command name. /help is too generic a name to claim in a workspace.
-SLASH_COMMANDS = {"/dialogue": "dialogue", "/similar": "similar", "/wr-help": "help"}
+SLASH_COMMANDS = {"/dialogue": "dialogue", "/similar": "similar", "/recommend": "recommend", "/style": "style",
+                  "/room": "room", "/wr-help": "help"}
 
 # What the writer sees (only they do) while the work runs.
-ACK_TEXT = {"dialogue": "Writing the scene…", "similar": "Searching the library…"}
+ACK_TEXT = {"dialogue": "Writing the scene…", "similar": "Searching the library…",
+            "style": "Reading the script…"}
 
 
 def register(app: AsyncApp, services: CoreServices) -> None:
