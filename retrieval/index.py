@@ -31,6 +31,7 @@ import numpy as np
 
 from retrieval.chunk import Chunk
 from retrieval.index_types import AnnIndex, IndexParams, check_kind, choose_kind, omp_threads
+from retrieval.fileutil import fsync_dir
 
 META_FILE = "meta.json"
 FORMAT_VERSION = 1
@@ -428,21 +429,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _remove_stale(index_dir: Path, *, keep: set[str]) -> None:

@@ -23,6 +23,7 @@ from typing import Iterable, Iterator, Sequence
 from retrieval.chunk import chunk_script
 from retrieval.index import SceneIndex
 from retrieval.parse import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, NotAScript, ParseError, parse_file
+from retrieval.fileutil import sha256_file
 
 # Every supported type is walked, .txt included: a .txt that is not a script is told
 # apart by content (see retrieval.parse.detect_format) and reported as skipped. Files
@@ -129,7 +130,7 @@ def _ingest_file(path: Path, *, index: SceneIndex, embedder, report: IngestRepor
     if size > max_file_bytes:  # before hashing: a huge file is not even read
         raise ParseError(path, f"file is {size} bytes, larger than the {max_file_bytes} byte limit")
     try:
-        content_hash = file_hash(path)
+        content_hash = sha256_file(path)
     except OSError as exc:
         raise ParseError(path, f"cannot read file ({exc.strerror or exc})") from exc
     previous = index.file_record(key)
@@ -171,14 +172,6 @@ def _unique_script_id(script_id: str, source: str, index: SceneIndex) -> str:
         return script_id
     suffix = hashlib.sha256(source.encode("utf-8")).hexdigest()[:8]
     return f"{script_id}-{suffix}"
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
