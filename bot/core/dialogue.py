@@ -42,6 +42,8 @@ from bot.store.db import session_scope
 # Generations per /dialogue when the answer is not valid Fountain; the bot reads
 # settings.generation.max_attempts, this is the default for callers without settings.
 MAX_ATTEMPTS = 3
+# Tokens for continuing a scene with a missing character's cue: a few lines of dialogue.
+CONTINUATION_MAX_TOKENS = 96
 
 DIALOGUE_ACTIONS = (
     (ActionKind.APPROVE, "Approve"),
@@ -208,9 +210,23 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
         attempts.append(made)
         return made
 
+    async def continuation(base: Attempt) -> Attempt:
+        """Go on from the best scene so far with a missing character's cue already written:
+        the model writes that character's line (nothing is invented here), in one request
+        instead of a whole new scene."""
+        open_text = f"{base.text.rstrip()}\n\n{base.report.missing_characters[0]}\n"
+        budget = min(int(sampling.get("max_tokens", CONTINUATION_MAX_TOKENS)), CONTINUATION_MAX_TOKENS)
+        made = await _attempt(chat, model=model, messages=with_prefill(messages, open_text), prefill=open_text,
+                              request=request, sampling={**sampling, "max_tokens": budget},
+                              seed=base_seed + len(attempts))
+        attempts.append(made)
+        return made
+
     best = await attempt()
     while not best.report.valid and len(attempts) < max_attempts:
-        latest = await attempt()
+        # A scene whose only flaw is a requested voice that never speaks is continued, not redone.
+        only_missing = best.report.missing_characters and len(best.report.problems) == 1
+        latest = await (continuation(best) if only_missing else attempt())
         if latest.report.score > best.report.score:
             best = latest
     if copy_min_words > 0 and best.text:

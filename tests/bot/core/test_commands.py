@@ -144,3 +144,17 @@ def test_similar_on_an_empty_library_says_how_to_fill_it(services):
     services.searcher_factory = lambda: type("Empty", (), {"search": lambda self, query, k=5: []})()
     reply = run(dispatch(services, "similar", ask("anything at all")))
     assert "library is empty" in reply.text and "writersroom ingest" in reply.text
+
+
+def test_a_requested_voice_that_never_speaks_is_continued_not_rewritten(tmp_path):
+    first = "EXT. RAINY ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nMAYA\nSay something."
+    with FakeBackend(scenes=[first, "I kept you alive."]) as backend:
+        services = make_core_services(tmp_path, backend.url)
+        reply = run(dispatch(services, "dialogue", ask("a detective corners her partner in a rainy alley at night "
+                                                      "characters: Maya, Cole")))
+    assert reply.metadata["valid"] and len(backend.requests) == 2
+    continued = backend.requests[1]
+    assert continued["messages"][-1]["role"] == "assistant"
+    assert continued["messages"][-1]["content"].endswith("Say something.\n\nCOLE\n")
+    assert continued["continue_final_message"] is True and continued["max_tokens"] <= 96
+    assert reply.sections[0].body.endswith("MAYA\nSay something.\n\nCOLE\nI kept you alive.")

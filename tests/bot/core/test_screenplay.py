@@ -254,7 +254,8 @@ def test_never_valid_answers_stop_after_max_attempts_with_a_visible_warning(tmp_
 
     only_maya = "EXT. ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nMAYA\nSay something."
     worse = "Nothing but prose, all the way down."
-    with FakeBackend(scenes=[worse, only_maya, worse]) as backend:
+    # The third request continues only_maya with COLE's cue written; an empty answer leaves COLE silent.
+    with FakeBackend(scenes=[worse, only_maya, ""]) as backend:
         services = make_core_services(tmp_path, backend.url)
         invocation = Invocation(platform="slack", room_id="T1:C1", user_id="U1",
                                 text="a detective corners her partner in an alley characters: Maya, Cole")
