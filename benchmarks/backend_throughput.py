@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -48,11 +50,6 @@ class Level:
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.wall_s
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def dialogue_messages(number: int) -> list[dict[str, str]]:
@@ -127,7 +124,7 @@ def report(levels: list[Level], baseline: Level, args, where: str) -> str:
         lines.append(f"| {level.name} | {level.requests} | {level.tokens} | {level.wall_s:.1f} | "
                      f"{level.tokens_per_s:.1f} | {level.tokens_per_s / baseline.tokens_per_s:.2f} | "
                      f"{level.tokens_per_s / levels[0].tokens_per_s:.2f} | "
-                     f"{percentile(level.latencies, .5):.1f} | {percentile(level.latencies, .99):.1f} |")
+                     f"{float(np.percentile(level.latencies, 50)):.1f} | {float(np.percentile(level.latencies, 99)):.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -145,8 +142,8 @@ def plot(levels: list[Level], baseline: Level, clients: list[int], path: Path) -
     speed.axhline(baseline.tokens_per_s, color="tab:red", linestyle="--", label="sequential model.generate")
     speed.set(xlabel="concurrent clients", ylabel="tokens/s (all clients)", title="Throughput")
     speed.legend()
-    latency.plot(labels, [percentile(level.latencies, .5) for level in levels], marker="o", label="p50")
-    latency.plot(labels, [percentile(level.latencies, .99) for level in levels], marker="o", label="p99")
+    latency.plot(labels, [float(np.percentile(level.latencies, 50)) for level in levels], marker="o", label="p50")
+    latency.plot(labels, [float(np.percentile(level.latencies, 99)) for level in levels], marker="o", label="p99")
     latency.set(xlabel="concurrent clients", ylabel="seconds per request", title="Latency")
     latency.legend()
     figure.tight_layout()
@@ -194,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         for number, clients in enumerate(args.clients, start=1):
             level = run_clients(url, generator.name, clients, args.rounds, args.max_tokens)
             levels.append(level)
-            print(f"{level.name}: {level.tokens_per_s:.1f} tok/s, p50 {percentile(level.latencies, .5):.1f} s "
+            print(f"{level.name}: {level.tokens_per_s:.1f} tok/s, p50 {float(np.percentile(level.latencies, 50)):.1f} s "
                   f"(largest batch so far {app.state.scheduler.stats.largest_batch})", flush=True)
             parts.append(run_sequential_generate(generator, slices[number], args.max_tokens,
                                                  first=sum(slices[:number])))

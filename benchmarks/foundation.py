@@ -19,6 +19,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -32,11 +34,6 @@ SITUATIONS = [
     "two sisters argue about selling the family farm characters: June, Rose",
     "a chef confesses to burning the wedding cake characters: Luis, Priya tone: comic",
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             started = time.perf_counter()
             searcher.search(QUERIES[number % len(QUERIES)], k=5)
             latencies.append((time.perf_counter() - started) * 1000)
-        rows.append(("/similar search (k=5)", f"p50 {percentile(latencies, .5):.1f} ms, p99 {percentile(latencies, .99):.1f} ms "
+        rows.append(("/similar search (k=5)", f"p50 {float(np.percentile(latencies, 50)):.1f} ms, p99 {float(np.percentile(latencies, 99)):.1f} ms "
                      f"over {args.queries} queries"))
 
     started = time.perf_counter()

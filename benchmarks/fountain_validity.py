@@ -379,20 +379,24 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_report(rows: list[dict], args: argparse.Namespace, *, attempts: int, timing: str, note: str = "") -> None:
     """Append the section to RESULTS.md, save the chart and (optionally) the samples."""
+    from bot.core.dialogue import CONTINUATION_TRIES
+
     attempt_counts = [row["attempts"] for row in rows]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, CPU only"
     setup = (f"SmolLM2-135M-Instruct, max_tokens {args.max_tokens}, temperature {args.temperature}, "
              f"repetition_penalty {args.repetition_penalty}, no_repeat_ngram_size {args.no_repeat_ngram_size}, "
-             f"{args.exemplars} exemplar(s) from the bundled corpus, up to {attempts} attempt(s), batch {args.batch}")
+             f"{args.exemplars} exemplar(s) from the bundled corpus, up to {attempts} whole scene(s) per prompt, a scene "
+             f"whose only flaw is a silent requested character continued with that cue written (up to "
+             f"{CONTINUATION_TRIES} tries per character), batch {args.batch}")
     table = [
         ("prompts", f"{len(rows)} ({sum(1 for r in rows if 'characters:' in r['prompt'].lower())} with 1-3 "
                     "requested characters)"),
         ("valid, first answer normalized (before repair)", f"{share(rows, 'valid_raw_first'):.0f}%"),
         ("valid, first answer after name repair", f"{share(rows, 'valid_repaired_first'):.0f}%"),
-        (f"valid after retries (up to {attempts})", f"{share(rows, 'valid_final'):.0f}%"),
-        ("attempts per prompt", f"mean {statistics.mean(attempt_counts):.2f}, max {max(attempt_counts)} "
-                                f"(copy-guard regenerations included)"),
+        (f"valid after continuations and retries (up to {attempts} scenes)", f"{share(rows, 'valid_final'):.0f}%"),
+        ("requests per prompt", f"mean {statistics.mean(attempt_counts):.2f}, max {max(attempt_counts)} "
+                                f"(continuations and copy-guard regenerations included)"),
         ("copy guard", f"{sum(r['copy_any'] for r in rows)} prompt(s) hit, {sum(r['copy_final'] for r in rows)} "
                        f"still copying at the end"),
         ("time", timing),

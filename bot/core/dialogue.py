@@ -44,6 +44,9 @@ from bot.store.db import session_scope
 MAX_ATTEMPTS = 3
 # Tokens for continuing a scene with a missing character's cue: a few lines of dialogue.
 CONTINUATION_MAX_TOKENS = 96
+# Short requests per silent character: SmolLM2 sometimes answers a written cue with a blank
+# line or another speaker's name, and a second sample usually gives the line.
+CONTINUATION_TRIES = 2
 
 DIALOGUE_ACTIONS = (
     (ActionKind.APPROVE, "Approve"),
@@ -188,9 +191,14 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
                          sampling: dict, exemplars: Sequence[SceneHit] = (),
                          search: Callable[..., Awaitable[list[SceneHit]]] | None = None,
                          max_attempts: int = MAX_ATTEMPTS, copy_min_words: int = COPY_MIN_WORDS,
-                         copy_search_k: int = COPY_SEARCH_K, seed: int | None = None) -> SceneResult:
-    """Generate until a scene is valid Fountain (at most ``max_attempts`` times), keep the best,
-    then make sure it does not copy the library (one more generation if it does).
+                         copy_search_k: int = COPY_SEARCH_K, seed: int | None = None,
+                         continuation_tries: int = CONTINUATION_TRIES) -> SceneResult:
+    """Generate until a scene is valid Fountain (at most ``max_attempts`` whole scenes), keep
+    the best, then make sure it does not copy the library (one more generation if it does).
+
+    A scene whose only flaw is requested characters who never speak is continued with each
+    missing cue written (up to ``continuation_tries`` short requests per character) before
+    another whole scene is asked for: small models often give the first voices all the lines.
 
     ``chat`` is anything with the ChatClient's async ``complete``; no store is touched, so
     benchmarks drive the same loop against an in-process model.
@@ -210,11 +218,11 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
         attempts.append(made)
         return made
 
-    async def continuation(base: Attempt) -> Attempt:
-        """Go on from the best scene so far with a missing character's cue already written:
-        the model writes that character's line (nothing is invented here), in one request
-        instead of a whole new scene."""
-        open_text = f"{base.text.rstrip()}\n\n{base.report.missing_characters[0]}\n"
+    async def continuation(base: Attempt, name: str) -> Attempt:
+        """Go on from ``base`` with ``name``'s cue already written: the model writes that
+        character's line (nothing is invented here), in one short request instead of a whole
+        new scene."""
+        open_text = f"{base.text.rstrip()}\n\n{name}\n"
         budget = min(int(sampling.get("max_tokens", CONTINUATION_MAX_TOKENS)), CONTINUATION_MAX_TOKENS)
         made = await _attempt(chat, model=model, messages=with_prefill(messages, open_text), prefill=open_text,
                               request=request, sampling={**sampling, "max_tokens": budget},
@@ -222,11 +230,36 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
         attempts.append(made)
         return made
 
+    async def give_voices(base: Attempt) -> Attempt:
+        """Continue ``base`` once per silent requested character (a second try when the model
+        answers a cue with a blank line or another speaker), keeping each gain."""
+        for name in base.report.missing_characters:
+            for _ in range(continuation_tries):
+                made = await continuation(base, name)
+                if name not in made.report.missing_characters and made.report.score >= base.report.score:
+                    base = made
+                    break
+        return base
+
+    def only_missing(candidate: Attempt) -> bool:
+        report = candidate.report
+        return bool(report.missing_characters) and len(report.problems) == 1
+
     best = await attempt()
-    while not best.report.valid and len(attempts) < max_attempts:
-        # A scene whose only flaw is a requested voice that never speaks is continued, not redone.
-        only_missing = best.report.missing_characters and len(best.report.problems) == 1
-        latest = await (continuation(best) if only_missing else attempt())
+    scenes, continued = 1, set()
+    while not best.report.valid:
+        # A scene whose only flaw is a requested voice that never speaks is continued, not redone
+        # (each scene once: a scene kept as best after its continuations failed is not retried).
+        if only_missing(best) and continuation_tries and id(best) not in continued:
+            continued.add(id(best))
+            best = await give_voices(best)
+            continued.add(id(best))
+            if best.report.valid:
+                break
+        if scenes >= max_attempts:
+            break
+        latest = await attempt()
+        scenes += 1
         if latest.report.score > best.report.score:
             best = latest
     if copy_min_words > 0 and best.text:

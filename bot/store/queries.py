@@ -73,36 +73,34 @@ def get_or_create_room(
     session: Session, *, platform: str, external_id: str, name: str | None = None
 ) -> Room:
     """The room for (platform, external_id), created if new; a given name is kept current."""
-    platform_ = _choice(Platform, platform, "platform")
-    query = select(Room).where(Room.platform == platform_, Room.external_id == external_id)
-    room = session.scalars(query).one_or_none()
-    if room is None:
-        new = Room(platform=platform_, external_id=external_id, name=name)
-        room, created = _insert_or_fetch(session, new, lambda: session.scalars(query).one_or_none())
-        if created:
-            return room
-    if name is not None and room.name != name:
-        room.name = name
-        session.flush()
-    return room
+    return _get_or_create_named(session, Room, platform=platform, external_id=external_id, name_field="name",
+                                name=name)
 
 
 def get_or_create_user(
     session: Session, *, platform: str, external_id: str, display_name: str | None = None
 ) -> User:
     """The writer for (platform, external_id), created if new; a given name is kept current."""
+    return _get_or_create_named(session, User, platform=platform, external_id=external_id,
+                                name_field="display_name", name=display_name)
+
+
+def _get_or_create_named(session: Session, model: type[Room] | type[User], *, platform: str, external_id: str,
+                         name_field: str, name: str | None):
+    """Rooms and writers share one shape: unique by (platform, external_id), with a display
+    name that follows the platform's."""
     platform_ = _choice(Platform, platform, "platform")
-    query = select(User).where(User.platform == platform_, User.external_id == external_id)
-    user = session.scalars(query).one_or_none()
-    if user is None:
-        new = User(platform=platform_, external_id=external_id, display_name=display_name)
-        user, created = _insert_or_fetch(session, new, lambda: session.scalars(query).one_or_none())
+    query = select(model).where(model.platform == platform_, model.external_id == external_id)
+    row = session.scalars(query).one_or_none()
+    if row is None:
+        new = model(platform=platform_, external_id=external_id, **{name_field: name})
+        row, created = _insert_or_fetch(session, new, lambda: session.scalars(query).one_or_none())
         if created:
-            return user
-    if display_name is not None and user.display_name != display_name:
-        user.display_name = display_name
+            return row
+    if name is not None and getattr(row, name_field) != name:
+        setattr(row, name_field, name)
         session.flush()
-    return user
+    return row
 
 
 def set_training_consent(session: Session, *, user: User, consent: bool) -> User:

@@ -158,3 +158,20 @@ def test_a_requested_voice_that_never_speaks_is_continued_not_rewritten(tmp_path
     assert continued["messages"][-1]["content"].endswith("Say something.\n\nCOLE\n")
     assert continued["continue_final_message"] is True and continued["max_tokens"] <= 96
     assert reply.sections[0].body.endswith("MAYA\nSay something.\n\nCOLE\nI kept you alive.")
+
+
+def test_each_silent_voice_gets_its_own_continuation_and_a_second_try(tmp_path):
+    first = "EXT. RAINY ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nMAYA\nSay something."
+    # COLE's first continuation answers the cue with a blank line and another speaker (no line for
+    # COLE); the second try gives his line; then RUIZ's cue is continued once and speaks.
+    answers = [first, "\nMAYA\nWell?", "I kept you alive.", "Both of you, hands up."]
+    with FakeBackend(scenes=answers) as backend:
+        services = make_core_services(tmp_path, backend.url)
+        reply = run(dispatch(services, "dialogue", ask("a detective corners her partner in a rainy alley at night "
+                                                      "characters: Maya, Cole, Ruiz")))
+    assert reply.metadata["valid"] and len(backend.requests) == 4
+    prefills = [request["messages"][-1]["content"] for request in backend.requests[1:]]
+    assert [p.rsplit("\n\n", 1)[-1] for p in prefills] == ["COLE\n", "COLE\n", "RUIZ\n"]
+    body = reply.sections[0].body
+    assert body.endswith("COLE\nI kept you alive.\n\nRUIZ\nBoth of you, hands up.")
+    assert "Well?" not in body  # the failed try is not part of the scene

@@ -254,16 +254,18 @@ def test_never_valid_answers_stop_after_max_attempts_with_a_visible_warning(tmp_
 
     only_maya = "EXT. ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nMAYA\nSay something."
     worse = "Nothing but prose, all the way down."
-    # The third request continues only_maya with COLE's cue written; an empty answer leaves COLE silent.
+    # Requests 3 and 4 continue only_maya with COLE's cue written (two tries); empty answers leave
+    # COLE silent; request 5 is the third and last whole scene (empty again).
     with FakeBackend(scenes=[worse, only_maya, ""]) as backend:
         services = make_core_services(tmp_path, backend.url)
         invocation = Invocation(platform="slack", room_id="T1:C1", user_id="U1",
                                 text="a detective corners her partner in an alley characters: Maya, Cole")
         reply = asyncio.run(dispatch(services, "dialogue", invocation))
-    assert len(backend.requests) == MAX_ATTEMPTS == 3
-    assert reply.sections[0].body == only_maya  # the best of the three
+    whole_scenes = [r for r in backend.requests if not r["messages"][-1]["content"].endswith("COLE\n")]
+    assert len(whole_scenes) == MAX_ATTEMPTS == 3 and len(backend.requests) == 5
+    assert reply.sections[0].body == only_maya  # the best of the five
     assert reply.sections[1].kind is SectionKind.TEXT
-    assert "not fully in screenplay form after 3 attempt(s)" in reply.sections[1].body
+    assert "not fully in screenplay form after 5 attempt(s)" in reply.sections[1].body
     assert "requested character(s) never speak: COLE" in reply.sections[1].body
 
 
