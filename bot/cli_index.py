@@ -6,8 +6,9 @@
     writersroom index rebuild [--kind flat|hnsw|ivfpq|auto] [--index DIR]
 
 The index directory comes from the same settings as every other command
-(``bot.settings.load_settings().index_dir``); ``--index`` overrides it. No embedder is
-loaded: these commands only read and rewrite what is on disk.
+(``bot.settings.load_settings().index_dir``); ``--index`` overrides it. Its metadata
+catalog is ``retrieval.catalog_url`` (empty: the SQLite file in that directory). No
+embedder is loaded: these commands only read and rewrite what is stored.
 """
 
 from __future__ import annotations
@@ -46,12 +47,21 @@ def _load(index: Optional[Path]):
     from retrieval.index import SceneIndex, SceneIndexError
 
     directory = _index_dir(index)
-    if not SceneIndex.exists(directory):
-        _fail(f"no scene index at {directory}; run `writersroom ingest PATH` first")
+    catalog_url = _catalog_url()
     try:
-        return SceneIndex.load(directory, **_index_settings())
+        if not SceneIndex.exists(directory, catalog_url=catalog_url):
+            _fail(f"no scene index at {directory}; run `writersroom ingest PATH` first")
+        return SceneIndex.load(directory, catalog_url=catalog_url, **_index_settings())
     except SceneIndexError as exc:
         _fail(str(exc))
+
+
+def _catalog_url() -> str | None:
+    """retrieval.catalog_url, or None (the SQLite file in the index directory)."""
+    try:
+        return load_settings().index_catalog_url
+    except SettingsError:
+        return None
 
 
 def _index_settings() -> dict:
@@ -82,7 +92,9 @@ def _human(size: int) -> str:
 def stats(as_json: bool = typer.Option(False, "--json", help="Print JSON."), index: Optional[Path] = INDEX_OPTION) -> None:
     """Scripts, scenes, chunks, vectors, index type, dimension, embedder, size on disk."""
     scene_index = _load(index)
-    info = scene_index.stats() | {"size_bytes": _size_on_disk(scene_index.index_dir), "index_dir": str(scene_index.index_dir)}
+    info = scene_index.stats()
+    scene_index.close()  # SQLite folds its write-ahead log into the catalog file: the size at rest
+    info |= {"size_bytes": _size_on_disk(scene_index.index_dir), "index_dir": str(scene_index.index_dir)}
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -123,6 +135,7 @@ def remove(script_id: str = typer.Argument(..., help="The script's id, as `write
         _fail(f"no script {script_id!r} in the index at {scene_index.index_dir}; `writersroom index list` shows the ids")
     scene_index.remove_script(script_id)
     scene_index.save()
+    scene_index.close()
     title = f" ({script['title']})" if script["title"] else ""
     source = f"; it came from {script['source_path']}, which a later ingest of that path adds again" if script["source_path"] else ""
     typer.echo(f"removed {script_id}{title}: {script['scenes']} scenes, {script['chunks']} chunks{source}")
@@ -142,5 +155,6 @@ def rebuild(kind: str = typer.Option("auto", "--kind", help="flat, hnsw, ivfpq, 
     except ValueError as exc:
         _fail(str(exc))
     scene_index.save()
+    scene_index.close()
     how = "chosen by size" if kind == "auto" else "pinned until `rebuild --kind auto`"
     typer.echo(f"rebuilt {len(scene_index)} vectors: {before} -> {now} ({how}) in {time.perf_counter() - started:.1f} s")

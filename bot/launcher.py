@@ -56,7 +56,7 @@ def corpus_paths(settings: Settings) -> list[Path]:
 def ingest_on_first_run(settings: Settings) -> None:
     from retrieval.index import SceneIndex
 
-    if SceneIndex.exists(settings.index_dir):
+    if SceneIndex.exists(settings.index_dir, catalog_url=settings.index_catalog_url):
         return
     paths = corpus_paths(settings)
     if not paths:
@@ -67,7 +67,8 @@ def ingest_on_first_run(settings: Settings) -> None:
 
     say(f"first run: ingesting {', '.join(str(path) for path in paths)} into {settings.index_dir}")
     embedder = Embedder(embedder_path(settings), batch_size=settings.retrieval.batch_size)
-    report = ingest_paths(paths, index_dir=settings.index_dir, embedder=embedder, progress=True)
+    report = ingest_paths(paths, index_dir=settings.index_dir, embedder=embedder, progress=True,
+                          catalog_url=settings.index_catalog_url)
     say(f"ingest: {report.summary()}")
 
 

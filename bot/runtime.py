@@ -26,7 +26,8 @@ def make_searcher(settings: Settings) -> SceneSearch:
 
     retrieval = settings.retrieval
     return SceneSearcher(settings.index_dir, Embedder(embedder_path(settings), batch_size=retrieval.batch_size),
-                         reranker_dir=retrieval.reranker_dir, rerank_top_n=retrieval.rerank_top_n)
+                         reranker_dir=retrieval.reranker_dir, rerank_top_n=retrieval.rerank_top_n,
+                         catalog_url=settings.index_catalog_url)
 
 
 def chat_client(settings: Settings) -> ChatClient:

@@ -89,16 +89,22 @@ class BM25Index:
         self.key = key
 
     @classmethod
-    def build(cls, docs: Sequence[tuple[str, str]], *, key: str | None = None) -> "BM25Index":
+    def build(cls, docs: Iterable[tuple[str, str]], *, key: str | None = None) -> "BM25Index":
+        """Read ``docs`` once, keeping tokens, not texts (a large library's texts
+        stream from the index catalog; its tokens are needed whole to index anyway)."""
         import bm25s
 
-        docs = list(docs)
-        key = key or corpus_key(docs)
+        if key is None:
+            docs = list(docs)
+            key = corpus_key(docs)
         retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
-        tokens = [tokenize(text) for _, text in docs]
-        if docs:
+        doc_ids, tokens = [], []
+        for chunk_id, text in docs:
+            doc_ids.append(chunk_id)
+            tokens.append(tokenize(text))
+        if doc_ids:
             retriever.index(tokens, show_progress=False)
-        return cls(retriever, [chunk_id for chunk_id, _ in docs], key)
+        return cls(retriever, doc_ids, key)
 
     def __len__(self) -> int:
         return len(self.doc_ids)
@@ -127,25 +133,35 @@ class BM25Index:
         return cls(retriever, docs["doc_ids"], docs["key"])
 
 
-def open_cached(index_dir: str | Path, docs: Sequence[tuple[str, str]]) -> tuple[BM25Index, str]:
+def open_cached(index_dir: str | Path, docs: Iterable[tuple[str, str]]) -> tuple[BM25Index, str]:
     """The BM25 index for ``docs`` and how it was had: "loaded" from the cache next to
     the scene index, "built" (and cached), or "built-uncached" (the folder is read-only).
 
+    ``docs`` is iterated once for the cache key and, on a miss, once more to build, so
+    it may stream (e.g. from the scene index's catalog) as long as it can be re-iterated.
     Building is written to a temporary folder and renamed into place, so a reader never
     sees half a cache, and two processes building at once both end with a whole one.
     """
     index_dir = Path(index_dir)
-    key = corpus_key(docs)
+    count = 0
+
+    def counted():
+        nonlocal count
+        for doc in docs:
+            count += 1
+            yield doc
+
+    key = corpus_key(counted())
     folder = index_dir / f"{CACHE_PREFIX}{key}"
     if (folder / DOCS_FILE).is_file():
         try:
             cached = BM25Index.load(folder)
-            if cached.key == key and len(cached) == len(docs):
+            if cached.key == key and len(cached) == count:
                 return cached, "loaded"
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt below
     built = BM25Index.build(docs, key=key)
-    if not docs:
+    if not len(built):
         return built, "built-uncached"
     try:
         index_dir.mkdir(parents=True, exist_ok=True)

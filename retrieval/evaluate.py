@@ -115,6 +115,7 @@ def build_eval_index(scripts: Sequence[Script], *, index_dir: Path, embedder, qu
         for scene in sample_evenly(second, queries_per_script):
             queries.append(EvalQuery(script.script_id, scene.index, truncate_words(scene.text(), query_words)))
     index.save()
+    index.close()
     counts["queries"] = len(queries)
     return queries, counts
 

@@ -1,43 +1,59 @@
-"""A FAISS scene index on disk, with the metadata needed to show a hit.
+"""A FAISS scene index on disk, with a SQL catalog of the metadata needed to show a hit.
 
 Layout of ``index_dir``:
 
-- ``meta.json``: embedder id and dim, chunk records by vector id, scene texts,
-  scripts, the content hash of each ingested file, the index kind and its
-  parameters; names the vectors files.
 - ``vectors-<generation>.faiss``: the store, an IndexIDMap2 over IndexFlatIP holding
   every live chunk vector (exact cosine on normalised vectors). A ``flat`` index
   searches it directly; it is also what rebuilds and re-ranks use.
 - ``ann-<generation>.faiss``: for the ``hnsw`` and ``ivfpq`` kinds, the approximate
   index searched instead (see retrieval.index_types for what each kind trades).
+- ``catalog.sqlite``: the metadata catalog (see retrieval.catalog): embedder id and
+  dim, the index kind and its parameters, the generation and the names of its vectors
+  files, scripts and their facts, the content hash of each ingested file, scenes, and
+  chunk records by vector id. With ``catalog_url`` it lives in another database
+  instead (e.g. the bot store's PostgreSQL), keyed by ``index_name``.
 
-Saving writes the new vectors files, then atomically replaces meta.json, which
-points at them: a crash at any moment leaves the previous index intact and never
-pairs metadata with the wrong vectors. An index saved before kinds existed has no
-"index" entry in meta.json and loads as ``flat``; its vectors file is the store.
+Opening an index reads the state row, the scripts and files tables (small) and the
+vectors files; chunk and scene texts stay in the catalog, and ``search`` fetches the
+records of the ids it returns. Vector ids are never reused, so an id always means the
+same chunk, whichever generation a process has loaded.
+
+Changes (add, remove, facts, file hashes) stay in memory, invisible to other processes,
+until ``save``: it writes the new vectors files (temporary file, fsync, rename), then
+commits one catalog transaction that writes the metadata changes and points the state
+row at the new files, and only then deletes the previous generation's files. A crash
+at any moment before the commit leaves the previous generation whole; nothing ever
+pairs metadata with the wrong vectors.
+
+An index saved before the catalog (only ``meta.json``) is imported into the catalog
+the first time it is loaded, then its meta.json is renamed ``meta.json.imported``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Iterator, Sequence
 
 import numpy as np
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from retrieval.catalog import (CATALOG_FILE, DEFAULT_INDEX_NAME, Catalog, CatalogError, Changes, IndexState, Snapshot,
+                               default_url)
 from retrieval.chunk import Chunk
-from retrieval.index_types import AnnIndex, IndexParams, check_kind, choose_kind, omp_threads
 from retrieval.fileutil import fsync_dir
+from retrieval.index_types import AnnIndex, IndexParams, check_kind, choose_kind, omp_threads
+from retrieval.legacy_meta import META_FILE, LegacyMetaError, read_or_import
 
-META_FILE = "meta.json"
-FORMAT_VERSION = 1
 # An HNSW graph carrying more tombstones than this share of its nodes is rebuilt on
 # save: every tombstone still costs a visit during a search.
 HNSW_COMPACT_RATIO = 0.25
+# A save by another process can delete the vectors file named by the state row just
+# read; reading the state again finds the new one.
+LOAD_ATTEMPTS = 3
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +66,24 @@ class EmbedderMismatchError(SceneIndexError):
     """Vectors from a different model or dimension than the index was built with."""
 
 
+class _MissingFile(SceneIndexError):
+    pass
+
+
 class SceneIndex:
     def __init__(self, index_dir: str | Path, *, model_id: str = "", dim: int = 0, kind: str = "flat",
-                 params: IndexParams | None = None, **param_overrides) -> None:
+                 params: IndexParams | None = None, catalog_url: str | None = None,
+                 index_name: str = DEFAULT_INDEX_NAME, **param_overrides) -> None:
         """An empty index; ``SceneIndex.load`` opens a saved one, ``SceneIndex.open`` either.
 
         ``params`` (or keyword overrides of its fields, e.g. ``hnsw_min_vectors=``) say
         when to move to which kind and how each kind is built and searched.
+        ``catalog_url`` names the metadata database (None: ``index_dir/catalog.sqlite``)
+        and ``index_name`` this index's rows in it.
         """
         self.index_dir = Path(index_dir)
+        self.catalog_url = catalog_url or default_url(self.index_dir)
+        self.index_name = index_name
         self.model_id = model_id
         self.dim = int(dim)
         self.params = (params or IndexParams()).with_overrides(**param_overrides)
@@ -66,63 +91,90 @@ class SceneIndex:
         self.pinned = False  # kind chosen by hand (rebuild(kind)): saves keep it whatever the size
         self._store = None  # IndexIDMap2(IndexFlatIP): every live vector, by vector id
         self._ann: AnnIndex | None = None  # the searched index when kind is hnsw or ivfpq
-        self._chunks: dict[int, dict] = {}  # vector id -> chunk record
-        self._scenes: dict[str, dict] = {}  # scene id -> {"heading", "text", "characters"}
-        self._scripts: dict[str, dict] = {}  # script id -> {"title", "source_path", ...}
-        self._files: dict[str, dict] = {}  # source path -> {"hash", "script_id"}
-        self._next_id = 0
+        self._catalog: Catalog | None = None  # opened on first use
+        self._committed = False  # the catalog holds a generation of this index
         self._generation = 0
+        self._next_id = 0
+        self._scripts: dict[str, dict] = {}  # script id -> facts {"title", "source_path", ...}: all, small
+        self._files: dict[str, dict] = {}  # source path -> {"hash", "script_id"}: all, small
+        self._saved_scripts: set[str] = set()  # scripts whose rows in the catalog are current
+        # Unsaved changes, written by save() in one transaction.
+        self._new_chunks: dict[int, dict] = {}  # vector id -> chunk record
+        self._new_scenes: dict[str, dict] = {}  # scene id -> {"script_id", "scene_index", "heading", "text", "characters"}
+        self._removed_scripts: set[str] = set()  # their catalog rows go first
+        self._dirty_scripts: set[str] = set()
+        self._dirty_files: set[str] = set()
 
     # -- opening -------------------------------------------------------------------
 
     @classmethod
-    def exists(cls, index_dir: str | Path) -> bool:
-        return (Path(index_dir) / META_FILE).is_file()
+    def exists(cls, index_dir: str | Path, *, catalog_url: str | None = None,
+               index_name: str = DEFAULT_INDEX_NAME) -> bool:
+        index_dir = Path(index_dir)
+        if (index_dir / META_FILE).is_file():
+            return True  # saved before the catalog: imported on load
+        if catalog_url is None and not (index_dir / CATALOG_FILE).is_file():
+            return False
+        catalog = Catalog(catalog_url or default_url(index_dir), index_name=index_name)
+        try:
+            return catalog.has_index()
+        except SQLAlchemyError as exc:
+            raise SceneIndexError(_unreadable(catalog, exc)) from None
+        finally:
+            catalog.close()
 
     @classmethod
-    def load(cls, index_dir: str | Path, *, params: IndexParams | None = None, **param_overrides) -> "SceneIndex":
+    def load(cls, index_dir: str | Path, *, params: IndexParams | None = None, catalog_url: str | None = None,
+             index_name: str = DEFAULT_INDEX_NAME, **param_overrides) -> "SceneIndex":
         """Open a saved index. Its recorded parameters apply, except where ``params``
         or keyword overrides say otherwise (settings win over what was recorded)."""
         index_dir = Path(index_dir)
-        meta_path = index_dir / META_FILE
+        if catalog_url is None and not (index_dir / CATALOG_FILE).is_file() and not (index_dir / META_FILE).is_file():
+            raise FileNotFoundError(f"no scene index in {index_dir} (missing {CATALOG_FILE})")
+        catalog = Catalog(catalog_url or default_url(index_dir), index_name=index_name)
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no scene index in {index_dir} (missing {META_FILE})") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SceneIndexError(f"{meta_path} is corrupt ({exc}); remove {index_dir} and ingest the library again") from None
-        if not isinstance(meta, dict) or meta.get("version") != FORMAT_VERSION:
-            version = meta.get("version") if isinstance(meta, dict) else None
-            raise SceneIndexError(f"{meta_path}: index format {version!r}, expected {FORMAT_VERSION}; rebuild the index")
-        info = meta.get("index") or {"kind": "flat"}  # indexes saved before kinds existed are flat
-        recorded = IndexParams.from_json(info.get("params"))
-        chosen = recorded.with_overrides(**(params.as_json() if params else {})).with_overrides(**param_overrides)
-        try:
-            self = cls(index_dir, model_id=meta["model_id"], dim=meta["dim"], kind=info.get("kind", "flat"), params=chosen)
-            self._chunks = {int(k): v for k, v in meta["chunks"].items()}
-            self._scenes = meta["scenes"]
-            self._scripts = meta["scripts"]
-            self._files = meta["files"]
-            self._next_id = meta["next_id"]
-            self._generation = meta["generation"]
-            self.pinned = bool(info.get("pinned", False))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SceneIndexError(f"{meta_path} is incomplete or malformed ({exc!r}); remove {index_dir} and ingest the library again") from None
-        if meta.get("vectors_file"):
-            self._store = _read_faiss(index_dir / meta["vectors_file"])
-            if self._store.ntotal != len(self._chunks):
-                raise SceneIndexError(f"{index_dir}: {self._store.ntotal} vectors but {len(self._chunks)} chunk records; rebuild the index")
+            self, state = cls._from_catalog(index_dir, catalog, params=params, catalog_url=catalog_url, **param_overrides)
+        except BaseException:
+            catalog.close()
+            raise
         if self.kind != "flat":
-            self._load_ann(info)
+            self._load_ann(state)
         return self
 
-    def _load_ann(self, info: dict) -> None:
+    @classmethod
+    def _from_catalog(cls, index_dir: Path, catalog: Catalog, *, params: IndexParams | None, catalog_url: str | None,
+                      **param_overrides) -> tuple["SceneIndex", IndexState]:
+        for attempt in range(1, LOAD_ATTEMPTS + 1):
+            snapshot = _read_or_import(index_dir, catalog)
+            state = snapshot.state
+            recorded = IndexParams.from_json(state.params)
+            chosen = recorded.with_overrides(**(params.as_json() if params else {})).with_overrides(**param_overrides)
+            self = cls(index_dir, model_id=state.model_id, dim=state.dim, kind=state.kind, params=chosen,
+                       catalog_url=catalog_url, index_name=catalog.index_name)
+            try:
+                if state.vectors_file:
+                    self._store = _read_faiss(index_dir / state.vectors_file)
+            except _MissingFile:
+                if attempt < LOAD_ATTEMPTS and catalog.generation() != state.generation:
+                    continue
+                raise
+            break
+        if self._store is not None and self._store.ntotal != snapshot.chunks:
+            raise SceneIndexError(f"{index_dir}: {self._store.ntotal} vectors but {snapshot.chunks} chunk records; rebuild the index")
+        self._catalog = catalog
+        self._committed = True
+        self._scripts, self._files = snapshot.scripts, snapshot.files
+        self._saved_scripts = set(snapshot.scripts)
+        self._next_id, self._generation, self.pinned = state.next_id, state.generation, state.pinned
+        return self, state
+
+    def _load_ann(self, state: IndexState) -> None:
         """The approximate index; if its file is lost or damaged, the store still holds
         every vector, so it is rebuilt from there (slower to open, nothing lost)."""
-        path = self.index_dir / info.get("ann_file", "")
+        path = self.index_dir / state.ann_file
         try:
-            self._ann = AnnIndex.from_bytes(self.kind, path.read_bytes(), params=self.params, deleted=info.get("deleted", ()))
-            expected = len(self._chunks) + len(self._ann.deleted)
+            self._ann = AnnIndex.from_bytes(self.kind, path.read_bytes(), params=self.params, deleted=state.deleted)
+            expected = len(self) + len(self._ann.deleted)
             if self._ann.ntotal != expected:
                 raise SceneIndexError(f"{self._ann.ntotal} vectors, expected {expected}")
         except (OSError, RuntimeError, SceneIndexError) as exc:
@@ -134,14 +186,32 @@ class SceneIndex:
 
     @classmethod
     def open(cls, index_dir: str | Path, *, model_id: str, dim: int, params: IndexParams | None = None,
-             **param_overrides) -> "SceneIndex":
+             catalog_url: str | None = None, index_name: str = DEFAULT_INDEX_NAME, **param_overrides) -> "SceneIndex":
         """Load the index in ``index_dir`` if there is one, checking it was built with
         this embedder; otherwise start an empty one for it."""
-        if not cls.exists(index_dir):
-            return cls(index_dir, model_id=model_id, dim=dim, params=params, **param_overrides)
-        index = cls.load(index_dir, params=params, **param_overrides)
+        where = {"catalog_url": catalog_url, "index_name": index_name}
+        if not cls.exists(index_dir, **where):
+            return cls(index_dir, model_id=model_id, dim=dim, params=params, **where, **param_overrides)
+        index = cls.load(index_dir, params=params, **where, **param_overrides)
         index.check_embedder(model_id=model_id, dim=dim)
         return index
+
+    def close(self) -> None:
+        """Close the catalog's connections; the index stays usable (they reopen on demand)."""
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+
+    def __enter__(self) -> "SceneIndex":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _db(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog(self.catalog_url, index_name=self.index_name)
+        return self._catalog
 
     def check_embedder(self, *, model_id: str, dim: int) -> None:
         if self.dim and int(dim) != self.dim:
@@ -172,15 +242,26 @@ class SceneIndex:
         ids = np.arange(self._next_id, self._next_id + len(chunks), dtype=np.int64)
         self.add_vectors(vectors, ids)
         self._next_id += len(chunks)
+        saved_scenes = self._saved_scene_ids(chunks)
         for vid, chunk in zip(ids.tolist(), chunks):
             record = asdict(chunk)
             scene_text = record.pop("scene_text")
             title = record.pop("title")
             record["characters"] = list(chunk.characters)
-            self._chunks[vid] = record
-            self._scenes.setdefault(chunk.scene_id, {"heading": chunk.heading, "text": scene_text, "characters": list(chunk.characters)})
-            self._scripts.setdefault(chunk.script_id, {"title": title})
+            self._new_chunks[vid] = record
+            if chunk.scene_id not in saved_scenes:  # a scene's first chunk brings its text
+                self._new_scenes.setdefault(chunk.scene_id, {
+                    "script_id": chunk.script_id, "scene_index": chunk.scene_index, "heading": chunk.heading,
+                    "text": scene_text, "characters": list(chunk.characters)})
+            if chunk.script_id not in self._scripts:
+                self._scripts[chunk.script_id] = {"title": title}
+                self._dirty_scripts.add(chunk.script_id)
         return ids.tolist()
+
+    def _saved_scene_ids(self, chunks: Sequence[Chunk]) -> set[str]:
+        """Scenes of these chunks already in the catalog (more chunks for a saved scene)."""
+        wanted = {c.scene_id for c in chunks if c.script_id in self._saved_scripts}
+        return set(self._db().scenes(scene_ids=wanted)) if wanted and self._committed else set()
 
     def add_vectors(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """The vector half of ``add`` (store and searched index), for tools that
@@ -194,29 +275,36 @@ class SceneIndex:
             self._ann.add(vectors, ids)
 
     def set_script_info(self, script_id: str, **info) -> None:
-        """Record script-level facts (title, authors, licence, source path...)."""
+        """Record script-level facts (title, authors, licence, source path, genre, show...)."""
         self._scripts.setdefault(script_id, {}).update(info)
+        self._dirty_scripts.add(script_id)
 
     def remove_script(self, script_id: str) -> int:
         """Drop every chunk of a script; returns how many chunks were removed.
 
         The store and IVF-PQ forget the vectors at once; HNSW marks them deleted (see
-        ``AnnIndex.remove``) and they are never returned again.
+        ``AnnIndex.remove``) and they are never returned again. The catalog forgets
+        the script at the next save.
         """
-        ids = [vid for vid, rec in self._chunks.items() if rec["script_id"] == script_id]
+        ids = [vid for vid, rec in self._new_chunks.items() if rec["script_id"] == script_id]
+        for vid in ids:
+            del self._new_chunks[vid]
+        if script_id in self._saved_scripts:
+            ids += self._db().script_vector_ids(script_id=script_id)
+            self._saved_scripts.discard(script_id)
+            self._removed_scripts.add(script_id)
         if ids and self._store is not None:
             id_array = np.asarray(ids, dtype=np.int64)
             self._store.remove_ids(id_array)
             if self._ann is not None:
                 self._ann.remove(id_array)
-        for vid in ids:
-            del self._chunks[vid]
-        prefix = f"{script_id}#"
-        for sid in [s for s in self._scenes if s.startswith(prefix)]:
-            del self._scenes[sid]
+        for scene_id in [s for s, scene in self._new_scenes.items() if scene["script_id"] == script_id]:
+            del self._new_scenes[scene_id]
         self._scripts.pop(script_id, None)
+        self._dirty_scripts.discard(script_id)
         for path in [p for p, f in self._files.items() if f["script_id"] == script_id]:
             del self._files[path]
+            self._dirty_files.add(path)
         return len(ids)
 
     def rebuild(self, kind: str | None = None) -> str:
@@ -225,7 +313,7 @@ class SceneIndex:
         tombstones are dropped. A kind named here is pinned: later saves keep it until
         ``rebuild(None)`` hands the choice back to the thresholds. Returns the kind."""
         pinned = kind is not None
-        kind = check_kind(kind) if kind else choose_kind(len(self._chunks), self.params)
+        kind = check_kind(kind) if kind else choose_kind(len(self), self.params)
         vectors, ids = self.stored_vectors()
         if kind == "ivfpq" and not len(ids):
             raise ValueError("an empty index cannot become ivfpq: IVF-PQ is trained on the library's vectors")
@@ -260,14 +348,16 @@ class SceneIndex:
         vectors.flags.writeable = False
         return vectors, ids
 
-    # -- file hashes -----------------------------------------------------------------
+    # -- file hashes and scripts -----------------------------------------------------
 
     def record_file(self, source_path: str, *, content_hash: str, script_id: str) -> None:
         self._files[source_path] = {"hash": content_hash, "script_id": script_id}
+        self._dirty_files.add(source_path)
 
     def file_record(self, source_path: str) -> dict | None:
         """{"hash", "script_id"} for a file ingested before, else None."""
-        return self._files.get(source_path)
+        record = self._files.get(source_path)
+        return dict(record) if record else None
 
     def script_source(self, script_id: str) -> str | None:
         return next((p for p, f in self._files.items() if f["script_id"] == script_id), None)
@@ -275,40 +365,58 @@ class SceneIndex:
     def script_ids(self) -> set[str]:
         return set(self._scripts)
 
+    def script_info(self, script_id: str) -> dict:
+        """The facts recorded for a script (title, authors, format, language, genre, ...); {} if unknown."""
+        return dict(self._scripts.get(script_id, {}))
+
     def scripts(self) -> list[dict]:
         """Every script with its title, source and counts, sorted by id (for listings)."""
-        chunks: dict[str, int] = {}
-        for rec in self._chunks.values():
-            chunks[rec["script_id"]] = chunks.get(rec["script_id"], 0) + 1
-        scenes: dict[str, int] = {}
-        for scene_id in self._scenes:
-            script_id = scene_id.rsplit("#", 1)[0]
-            scenes[script_id] = scenes.get(script_id, 0) + 1
+        counts = self._counts_per_script()
         return [
-            {"script_id": sid, "title": info.get("title", ""), "scenes": scenes.get(sid, 0), "chunks": chunks.get(sid, 0),
-             "source_path": self.script_source(sid) or info.get("source_path", "")}
+            {"script_id": sid, "title": info.get("title", ""), "scenes": counts.get(sid, (0, 0))[0],
+             "chunks": counts.get(sid, (0, 0))[1], "source_path": self.script_source(sid) or info.get("source_path", "")}
             for sid, info in sorted(self._scripts.items())
         ]
+
+    def _counts_per_script(self) -> dict[str, tuple[int, int]]:
+        """Script id -> (scenes, chunks), saved and unsaved together."""
+        saved = self._db().counts_per_script() if self._committed else {}
+        counts = {sid: list(n) for sid, n in saved.items() if sid not in self._removed_scripts}
+        for scene in self._new_scenes.values():
+            counts.setdefault(scene["script_id"], [0, 0])[0] += 1
+        for record in self._new_chunks.values():
+            counts.setdefault(record["script_id"], [0, 0])[1] += 1
+        return {sid: (scenes, chunks) for sid, (scenes, chunks) in counts.items()}
 
     # -- reading ---------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._chunks)
+        # The store holds exactly the live chunks' vectors (load checks it against the catalog).
+        return int(self._store.ntotal) if self._store is not None else 0
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[dict, float]]:
+    def search(self, vector: np.ndarray, k: int, *, scripts: Collection[str] | None = None) -> list[tuple[dict, float]]:
         """The k nearest chunks as (record, cosine score), best first.
 
         A record holds the chunk fields plus "title", "scene_text" and "scene_id".
         Scores are exact cosines whatever the kind, so they compare across kinds.
+        ``scripts``: keep only hits of these scripts (among the k nearest), checked
+        before their records are read.
         """
-        if self._store is None or not self._chunks or k <= 0:
+        if self._store is None or not len(self) or k <= 0:
             return []
         query = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
         if query.shape[1] != self.dim:
             raise EmbedderMismatchError(f"query vector has dimension {query.shape[1]}, index has {self.dim}")
         with omp_threads(self.params.search_threads):
-            scores, ids = self._nearest(query, min(k, len(self._chunks)))
-        return [(self._record(vid), score) for vid, score in zip(ids, scores) if vid >= 0]
+            scores, ids = self._nearest(query, min(k, len(self)))
+        hits = [(vid, score) for vid, score in zip(ids, scores) if vid >= 0]
+        if scripts is not None:
+            owner = self._script_of([vid for vid, _ in hits])
+            hits = [(vid, score) for vid, score in hits if owner.get(vid) in scripts]
+        records = self.records([vid for vid, _ in hits])
+        # A record can be missing only if another process saved a newer generation that
+        # removed it since this one was loaded: that chunk is no longer in the library.
+        return [(records[vid], score) for vid, score in hits if vid in records]
 
     def _nearest(self, query: np.ndarray, k: int) -> tuple[list[float], list[int]]:
         if self._ann is None:
@@ -327,23 +435,72 @@ class SceneIndex:
         best = np.argsort(-exact, kind="stable")[:k]
         return exact[best].tolist(), candidates[best].tolist()
 
-    def _record(self, vid: int) -> dict:
-        rec = dict(self._chunks[vid])
-        scene_id = f"{rec['script_id']}#{rec['scene_index']}"
-        scene = self._scenes.get(scene_id, {})
-        rec["scene_id"] = scene_id
-        rec["scene_text"] = scene.get("text", "")
-        rec["title"] = self._scripts.get(rec["script_id"], {}).get("title", "")
-        rec["characters"] = tuple(rec["characters"])
-        return rec
+    def records(self, vector_ids: Iterable[int]) -> dict[int, dict]:
+        """Vector id -> chunk record (as ``search`` returns them) for the ids in the index."""
+        wanted = [int(vid) for vid in vector_ids]
+        out = {vid: self._new_chunks[vid] | {} for vid in wanted if vid in self._new_chunks}
+        saved = [vid for vid in wanted if vid not in self._new_chunks]
+        if saved and self._committed:
+            for vid, record in self._db().records(vector_ids=saved).items():
+                if record["script_id"] not in self._removed_scripts:  # removed, not saved yet
+                    out[vid] = record
+        self._fill_unsaved_scenes(out, [vid for vid in wanted if vid in self._new_chunks])
+        for record in out.values():
+            record["title"] = self._scripts.get(record["script_id"], {}).get("title", "")
+            record["characters"] = tuple(record["characters"])
+        return out
+
+    def _fill_unsaved_scenes(self, out: dict[int, dict], unsaved: list[int]) -> None:
+        """Scene id and text for records not saved yet (their scene may be saved already)."""
+        for vid in unsaved:
+            out[vid]["scene_id"] = f"{out[vid]['script_id']}#{out[vid]['scene_index']}"
+        missing = {out[vid]["scene_id"] for vid in unsaved} - set(self._new_scenes)
+        saved = self._db().scenes(scene_ids=missing) if missing and self._committed else {}
+        for vid in unsaved:
+            scene = self._new_scenes.get(out[vid]["scene_id"]) or saved.get(out[vid]["scene_id"], {})
+            out[vid]["scene_text"] = scene.get("text", "")
+
+    def _script_of(self, vector_ids: list[int]) -> dict[int, str]:
+        owner = {vid: self._new_chunks[vid]["script_id"] for vid in vector_ids if vid in self._new_chunks}
+        saved = [vid for vid in vector_ids if vid not in owner]
+        if saved and self._committed:
+            owner.update((vid, sid) for vid, sid in self._db().script_of(vector_ids=saved).items()
+                         if sid not in self._removed_scripts)
+        return owner
+
+    def iter_records(self) -> Iterator[dict]:
+        """Every chunk record, ascending vector id, streamed from the catalog."""
+        if self._committed:
+            for vid, record in self._db().iter_records():
+                if record["script_id"] not in self._removed_scripts:
+                    record["title"] = self._scripts.get(record["script_id"], {}).get("title", "")
+                    record["characters"] = tuple(record["characters"])
+                    yield record
+        # unsaved ids are all above the saved ones (ids only grow)
+        pending = sorted(self._new_chunks)
+        for start in range(0, len(pending), 1000):
+            batch = self.records(pending[start:start + 1000])
+            yield from (batch[vid] for vid in pending[start:start + 1000])
+
+    def iter_chunk_texts(self) -> Iterator[tuple[int, str, str, str]]:
+        """(vector id, chunk id, script id, text) of every chunk, ascending id, streamed:
+        what a lexical index needs, without reading scene texts."""
+        if self._committed:
+            for row in self._db().iter_chunk_texts():
+                if row[2] not in self._removed_scripts:
+                    yield row
+        for vid in sorted(self._new_chunks):
+            record = self._new_chunks[vid]
+            yield vid, record["chunk_id"], record["script_id"], record["text"]
 
     def stats(self) -> dict:
         """Counts and the index kind; "deleted" counts HNSW tombstones awaiting a rebuild."""
+        counts = self._counts_per_script()
         return {
-            "scripts": len({r["script_id"] for r in self._chunks.values()}),
-            "scenes": len(self._scenes),
-            "chunks": len(self._chunks),
-            "vectors": int(self._store.ntotal) if self._store is not None else 0,
+            "scripts": sum(1 for _, chunks in counts.values() if chunks),
+            "scenes": sum(scenes for scenes, _ in counts.values()),
+            "chunks": sum(chunks for _, chunks in counts.values()),
+            "vectors": len(self),
             "type": self.kind,
             "pinned": self.pinned,
             "deleted": len(self._ann.deleted) if self._ann is not None else 0,
@@ -354,55 +511,83 @@ class SceneIndex:
     # -- saving ----------------------------------------------------------------------
 
     def save(self) -> None:
-        """Write the vectors files then metadata, each atomically; meta.json names the
-        vectors files. With ``auto_rebuild``, first move to the kind the library's
-        size calls for, and compact an HNSW graph full of tombstones."""
+        """Write the vectors files, then commit the metadata and the state row naming
+        those files in one catalog transaction (see the module doc). With
+        ``auto_rebuild``, first move to the kind the library's size calls for, and
+        compact an HNSW graph full of tombstones."""
         import faiss
 
         self._maybe_rebuild()
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        self._generation += 1
-        vectors_file = ann_file = ""
-        if self._store is not None:
-            vectors_file = f"vectors-{self._generation}.faiss"
-            _atomic_write(self.index_dir / vectors_file, faiss.serialize_index(self._store).tobytes())
-        if self._ann is not None:
-            ann_file = f"ann-{self._generation}.faiss"
-            _atomic_write(self.index_dir / ann_file, self._ann.to_bytes())
-        meta = {
-            "version": FORMAT_VERSION,
-            "model_id": self.model_id,
-            "dim": self.dim,
-            "generation": self._generation,
-            "vectors_file": vectors_file,
-            "index": {
-                "kind": self.kind,
-                "params": self.params.as_json(),
-                "pinned": self.pinned,
-                "ann_file": ann_file,
-                "deleted": sorted(self._ann.deleted) if self._ann is not None else [],
-            },
-            "next_id": self._next_id,
-            "chunks": {str(k): v for k, v in self._chunks.items()},
-            "scenes": self._scenes,
-            "scripts": self._scripts,
-            "files": self._files,
-        }
-        _atomic_write(self.index_dir / META_FILE, json.dumps(meta, ensure_ascii=False).encode("utf-8"))
-        _remove_stale(self.index_dir, keep={vectors_file, ann_file})
+        generation = self._generation + 1
+        state = IndexState(
+            model_id=self.model_id, dim=self.dim, kind=self.kind, params=self.params.as_json(), pinned=self.pinned,
+            deleted=sorted(self._ann.deleted) if self._ann is not None else [], generation=generation,
+            next_id=self._next_id, vectors_file=f"vectors-{generation}.faiss" if self._store is not None else "",
+            ann_file=f"ann-{generation}.faiss" if self._ann is not None else "",
+        )
+        try:
+            # The transaction holds the catalog's write lock from its first statement, so
+            # no other save can write files of this generation number meanwhile.
+            with self._db().new_generation(state, expected=self._generation if self._committed else None) as writer:
+                if state.vectors_file:
+                    _atomic_write(self.index_dir / state.vectors_file, faiss.serialize_index(self._store).tobytes())
+                if state.ann_file:
+                    _atomic_write(self.index_dir / state.ann_file, self._ann.to_bytes())
+                writer.apply(self._unsaved_changes())
+        except CatalogError as exc:
+            raise SceneIndexError(str(exc)) from None
+        self._generation, self._committed = generation, True
+        self._forget_saved_changes()
+        _remove_stale(self.index_dir, keep={state.vectors_file, state.ann_file})
+
+    def _unsaved_changes(self) -> Changes:
+        return Changes(
+            removed_scripts=set(self._removed_scripts),
+            scripts={sid: self._scripts[sid] for sid in self._dirty_scripts if sid in self._scripts},
+            files={path: self._files.get(path) for path in self._dirty_files},
+            scenes=self._new_scenes,
+            chunks=self._new_chunks,
+        )
+
+    def _forget_saved_changes(self) -> None:
+        self._new_chunks, self._new_scenes = {}, {}
+        self._removed_scripts, self._dirty_scripts, self._dirty_files = set(), set(), set()
+        self._saved_scripts = set(self._scripts)
 
     def _maybe_rebuild(self) -> None:
         if not self.params.auto_rebuild or self._store is None:
             return
-        target = self.kind if self.pinned else choose_kind(len(self._chunks), self.params, current=self.kind)
+        target = self.kind if self.pinned else choose_kind(len(self), self.params, current=self.kind)
         if target != self.kind:
-            log.info("scene index %s: %d vectors, moving from %s to %s", self.index_dir, len(self._chunks), self.kind, target)
+            log.info("scene index %s: %d vectors, moving from %s to %s", self.index_dir, len(self), self.kind, target)
             self.rebuild(target)
             self.pinned = False
         elif self._ann is not None and len(self._ann.deleted) > HNSW_COMPACT_RATIO * max(self._ann.ntotal, 1):
             pinned = self.pinned
             self.rebuild(self.kind)
             self.pinned = pinned
+
+
+def _read_or_import(index_dir: Path, catalog: Catalog) -> Snapshot:
+    try:
+        snapshot = read_or_import(index_dir, catalog)
+    except (LegacyMetaError, CatalogError) as exc:
+        raise SceneIndexError(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise SceneIndexError(_unreadable(catalog, exc)) from None
+    if snapshot is None:
+        raise FileNotFoundError(f"no scene index named {catalog.index_name!r} in the catalog of {index_dir}")
+    return snapshot
+
+
+def _unreadable(catalog: Catalog, exc: Exception) -> str:
+    first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    where = catalog.engine.url.render_as_string(hide_password=True)
+    why = first[0][:200] if first else type(exc).__name__
+    if isinstance(exc, OperationalError):  # a server down, a locked or missing file: nothing to rebuild yet
+        return f"the index catalog at {where} cannot be read ({why})"
+    return f"the index catalog at {where} is unreadable ({why}); remove the index and ingest the library again"
 
 
 def _read_faiss(path: Path):
@@ -412,7 +597,7 @@ def _read_faiss(path: Path):
         return faiss.read_index(str(path))
     except RuntimeError as exc:
         if not path.is_file():
-            raise SceneIndexError(f"{path} is missing; remove {path.parent} and ingest the library again") from None
+            raise _MissingFile(f"{path} is missing; remove {path.parent} and ingest the library again") from None
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise SceneIndexError(f"{path} is corrupt or truncated ({first[:200]}); remove {path.parent} and "
                               "ingest the library again") from None
@@ -440,6 +625,5 @@ def _remove_stale(index_dir: Path, *, keep: set[str]) -> None:
 
 
 def iter_records(index: SceneIndex) -> Iterable[dict]:
-    """Every chunk record (for tools and tests that inspect the index)."""
-    for vid in sorted(index._chunks):
-        yield index._record(vid)
+    """Every chunk record, ascending vector id (for tools and tests that inspect the index)."""
+    return index.iter_records()

@@ -7,7 +7,11 @@ script; a broken file is reported with its reason (undecodable text, binary, too
 malformed or hostile XML, encrypted or scanned PDF) and the rest carry on. A text file
 that is neither a screenplay nor a play is reported as skipped, not as broken.
 
-    python -m retrieval.ingest --index-dir var/index --model-dir models/minilm scripts/
+Facts a file does not carry (genre, show) or carries wrongly can be given for a whole
+run (``facts``): they are stored on every script of the run, unchanged files included
+(no re-embedding), and win over what the files say; search filters read them.
+
+    python -m retrieval.ingest --index-dir var/index --model-dir models/minilm [--genre G] [--show S] scripts/
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from retrieval.chunk import chunk_script
 from retrieval.index import SceneIndex
@@ -35,6 +39,9 @@ PAPERWORK = re.compile(
     r"ATTRIBUTION|CREDITS|THANKS|TODO)",
     re.IGNORECASE,
 )
+# Script facts an ingest run may set on all its scripts ("authors" is what the
+# "writer" search filter reads).
+RUN_FACTS = ("genre", "show", "authors", "language")
 
 
 @dataclass
@@ -61,15 +68,20 @@ class IngestReport:
 
 
 def ingest_paths(paths: Iterable[str | Path], *, index_dir: str | Path, embedder, progress: bool = True,
-                 max_file_bytes: int = MAX_FILE_BYTES) -> IngestReport:
+                 max_file_bytes: int = MAX_FILE_BYTES, facts: Mapping[str, Any] | None = None,
+                 catalog_url: str | None = None) -> IngestReport:
     """Ingest files and folders into the index in ``index_dir`` (created if missing) and save it.
 
     A file that cannot be read is recorded in ``report.failed`` as (path, reason) and the
     run goes on; files larger than ``max_file_bytes`` are refused before being read.
+    ``facts`` (any of RUN_FACTS; None or empty values are ignored) are stored on every
+    script of the run, over what the files say. ``catalog_url``: the index's metadata
+    database, if not the SQLite file in ``index_dir``.
     """
     from tqdm import tqdm
 
-    index = SceneIndex.open(index_dir, model_id=embedder.model_id, dim=embedder.dim)
+    run_facts = _run_facts(facts)
+    index = SceneIndex.open(index_dir, model_id=embedder.model_id, dim=embedder.dim, catalog_url=catalog_url)
     report = IngestReport()
     files = list(iter_script_files(paths, failed=report.failed))
     # Saved even when something unexpected (the embedder, the disk) stops the run half
@@ -79,14 +91,25 @@ def ingest_paths(paths: Iterable[str | Path], *, index_dir: str | Path, embedder
         for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
             report.files_seen += 1
             try:
-                _ingest_file(path, index=index, embedder=embedder, report=report, max_file_bytes=max_file_bytes)
+                _ingest_file(path, index=index, embedder=embedder, report=report, max_file_bytes=max_file_bytes,
+                             facts=run_facts)
             except NotAScript as exc:
                 report.skipped.append((exc.path, exc.reason))
             except ParseError as exc:
                 report.failed.append((exc.path, exc.reason))
     finally:
-        index.save()
+        try:
+            index.save()
+        finally:
+            index.close()
     return report
+
+
+def _run_facts(facts: Mapping[str, Any] | None) -> dict[str, Any]:
+    unknown = sorted(set(facts or {}) - set(RUN_FACTS))
+    if unknown:
+        raise ValueError(f"unknown script facts {', '.join(unknown)}; an ingest run can set {', '.join(RUN_FACTS)}")
+    return {key: value for key, value in (facts or {}).items() if value not in (None, "", [], ())}
 
 
 def iter_script_files(paths: Iterable[str | Path], *, failed: list[tuple[str, str]]) -> Iterator[Path]:
@@ -121,7 +144,8 @@ def _walkable(relative: Path) -> bool:
     return relative.suffix.lower() in WALK_SUFFIXES and not PAPERWORK.match(relative.name)
 
 
-def _ingest_file(path: Path, *, index: SceneIndex, embedder, report: IngestReport, max_file_bytes: int) -> None:
+def _ingest_file(path: Path, *, index: SceneIndex, embedder, report: IngestReport, max_file_bytes: int,
+                 facts: Mapping[str, Any]) -> None:
     key = str(path)
     try:
         size = path.stat().st_size
@@ -135,6 +159,8 @@ def _ingest_file(path: Path, *, index: SceneIndex, embedder, report: IngestRepor
         raise ParseError(path, f"cannot read file ({exc.strerror or exc})") from exc
     previous = index.file_record(key)
     if previous and previous["hash"] == content_hash and previous["script_id"] in index.script_ids():
+        if facts:  # new facts for an unchanged file: recorded without re-embedding
+            index.set_script_info(previous["script_id"], **facts)
         report.scripts_unchanged += 1
         return
     script = parse_file(path, max_bytes=max_file_bytes)
@@ -149,15 +175,11 @@ def _ingest_file(path: Path, *, index: SceneIndex, embedder, report: IngestRepor
         index.remove_script(previous["script_id"])
     index.remove_script(script.script_id)
     index.add(chunks, vectors, model_id=embedder.model_id)
-    index.set_script_info(
-        script.script_id,
-        title=script.title,
-        authors=script.authors,
-        format=script.format,
-        language=script.language,
-        licence=script.licence,
-        source_path=key,
-    )
+    info = {"title": script.title, "authors": script.authors, "format": script.format, "language": script.language,
+            "licence": script.licence, "source_path": key}
+    if script.metadata.get("genre"):  # TEI's genreTitle
+        info["genre"] = script.metadata["genre"]
+    index.set_script_info(script.script_id, **(info | dict(facts)))
     index.record_file(key, content_hash=content_hash, script_id=script.script_id)
     report.scripts_added += 1
     report.scenes += len({c.scene_index for c in chunks})
@@ -180,12 +202,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--index-dir", type=Path, required=True)
     parser.add_argument("--model-dir", type=Path, required=True, help="local sentence-transformers model directory")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--catalog-url", help="SQLAlchemy URL of the metadata catalog (default: SQLite in the index dir)")
+    for fact in ("genre", "show", "language"):
+        parser.add_argument(f"--{fact}", help=f"{fact} of every script of this run (overrides the files)")
+    parser.add_argument("--writer", action="append", help="a writer of every script of this run (repeatable)")
     args = parser.parse_args(argv)
     from retrieval.bundled import bundled_corpus_dir
     from retrieval.embed import Embedder
 
     embedder = Embedder(args.model_dir, device=args.device)
-    report = ingest_paths(args.paths or [bundled_corpus_dir()], index_dir=args.index_dir, embedder=embedder)
+    facts = {"genre": args.genre, "show": args.show, "language": args.language, "authors": args.writer}
+    report = ingest_paths(args.paths or [bundled_corpus_dir()], index_dir=args.index_dir, embedder=embedder, facts=facts,
+                          catalog_url=args.catalog_url)
     print(
         f"{report.files_seen} files: {report.scripts_added} added, {report.scripts_unchanged} unchanged, "
         f"{report.scenes} scenes / {report.chunks} chunks embedded, {len(report.failed)} errors, "

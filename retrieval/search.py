@@ -17,18 +17,25 @@ Compare scores within one result list only.
 Filters (genre, writer, show, format, language) restrict both retrievers to the
 scripts whose stored facts match. BM25 scores every chunk anyway, so it masks exactly;
 FAISS cannot filter inside a flat search, so dense search over-fetches (4x, growing
-4x at a time, up to the whole index) until enough matching scenes are found.
+4x at a time, up to the whole index) until enough matching scenes are found; the
+candidates' scripts are checked before their records are read from the index catalog.
+
+Chunk records live in the index's catalog (see ``retrieval.index``): both retrievers
+rank vector ids and read only the records of the candidates they keep.
 """
 
 from __future__ import annotations
 
 import threading
+from array import array
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from retrieval.chunk import SCENE_TEXT_LIMIT, truncate
 from retrieval.fusion import RRF_K, aggregate_scripts, reciprocal_rank_fusion
-from retrieval.index import SceneIndex, iter_records
+from retrieval.index import SceneIndex
 from retrieval.rerank import RERANK_TOP_N
 from retrieval.types import SceneHit, SceneRef
 
@@ -66,14 +73,14 @@ class SceneSearcher:
 
     def __init__(self, index_dir: str | Path, embedder, *, reranker_dir: str | Path | None = None,
                  rerank_top_n: int = RERANK_TOP_N, fusion_weights: tuple[float, float] = (1.0, 1.0),
-                 rrf_k: int = RRF_K) -> None:
+                 rrf_k: int = RRF_K, catalog_url: str | None = None) -> None:
         self.embedder = embedder
         self.index_dir = Path(index_dir)
-        if SceneIndex.exists(index_dir):
-            self.index = SceneIndex.load(index_dir)
+        if SceneIndex.exists(index_dir, catalog_url=catalog_url):
+            self.index = SceneIndex.load(index_dir, catalog_url=catalog_url)
             self.index.check_embedder(model_id=embedder.model_id, dim=embedder.dim)
         else:
-            self.index = SceneIndex(index_dir, model_id=embedder.model_id, dim=embedder.dim)
+            self.index = SceneIndex(index_dir, model_id=embedder.model_id, dim=embedder.dim, catalog_url=catalog_url)
         self.fusion_weights = tuple(fusion_weights)  # (dense, bm25)
         self.rrf_k = rrf_k
         self.rerank_top_n = rerank_top_n
@@ -84,8 +91,7 @@ class SceneSearcher:
             self.reranker = Reranker(reranker_dir)
         self.bm25_status = ""
         self._bm25 = None
-        self._records: list[dict] = []  # BM25 row -> chunk record
-        self._row_script: list[str] = []
+        self._rows: _ChunkTexts | None = None  # BM25 row -> vector id and script
         self._lock = threading.Lock()
 
     @property
@@ -145,21 +151,16 @@ class SceneSearcher:
         total = len(self.index)
         fetch = min(total, depth * 4)
         while True:
-            results = self.index.search(vector, fetch)
-            if allowed is not None:
-                results = [(rec, score) for rec, score in results if rec["script_id"] in allowed]
-            best = _best_per_scene(results)
+            best = _best_per_scene(self.index.search(vector, fetch, scripts=allowed))
             if len(best) >= depth or fetch >= total:
                 return best[:depth]
             fetch = min(total, fetch * 4)
 
     def _bm25_scenes(self, query: str, depth: int, allowed: set[str] | None) -> list[tuple[dict, float]]:
-        import numpy as np
-
         bm25 = self._lexical()
         scores = bm25.scores(query)
         if allowed is not None:
-            scores = scores * np.fromiter((sid in allowed for sid in self._row_script), dtype=bool, count=len(scores))
+            scores = scores * self._rows.of_scripts(allowed)
         rows = np.flatnonzero(scores > 0)
         if not len(rows):
             return []
@@ -167,7 +168,9 @@ class SceneSearcher:
         take = min(len(rows), depth * 8)
         top = rows[np.argpartition(-scores[rows], take - 1)[:take]] if take < len(rows) else rows
         top = top[np.lexsort((top, -scores[top]))]
-        best = _best_per_scene((self._records[row], float(scores[row])) for row in top.tolist())
+        vids = self._rows.vector_ids[top].tolist()
+        records = self.index.records(vids)
+        best = _best_per_scene((records[vid], float(scores[row])) for row, vid in zip(top.tolist(), vids) if vid in records)
         return best[:depth]
 
     def _lexical(self):
@@ -175,10 +178,9 @@ class SceneSearcher:
             if self._bm25 is None:
                 from retrieval.bm25 import open_cached
 
-                self._records = list(iter_records(self.index))
-                self._row_script = [rec["script_id"] for rec in self._records]
-                docs = [(rec["chunk_id"], rec["text"]) for rec in self._records]
-                self._bm25, self.bm25_status = open_cached(self.index_dir, docs)
+                rows = _ChunkTexts(self.index)
+                self._bm25, self.bm25_status = open_cached(self.index_dir, rows)
+                self._rows = rows
             return self._bm25
 
     def _rerank(self, query: str, ranked: list[tuple[dict, float]]) -> list[tuple[dict, float]]:
@@ -194,7 +196,35 @@ class SceneSearcher:
         wanted = normalise_filters(filters)
         if not wanted:
             return None
-        return {sid for sid in self.index.script_ids() if script_matches(script_info(self.index, sid), wanted)}
+        return {sid for sid in self.index.script_ids() if script_matches(self.index.script_info(sid), wanted)}
+
+
+class _ChunkTexts:
+    """(chunk id, text) of every chunk, streamed from the index each time it is iterated
+    (BM25 hashes them for its cache key, and reads them again only to build). The last
+    pass keeps, compactly, which vector and script each BM25 row is, so that neither the
+    texts nor the records stay in memory."""
+
+    def __init__(self, index: SceneIndex) -> None:
+        self.index = index
+        self.vector_ids = np.zeros(0, dtype=np.int64)
+        self._script_codes = np.zeros(0, dtype=np.int32)
+        self._codes: dict[str, int] = {}
+
+    def __iter__(self):
+        vids, codes, names = array("q"), array("i"), {}
+        for vid, chunk_id, script_id, text in self.index.iter_chunk_texts():
+            vids.append(vid)
+            codes.append(names.setdefault(script_id, len(names)))
+            yield chunk_id, text
+        self.vector_ids = np.frombuffer(vids, dtype=np.int64) if vids else np.zeros(0, dtype=np.int64)
+        self._script_codes = np.frombuffer(codes, dtype=np.int32) if codes else np.zeros(0, dtype=np.int32)
+        self._codes = names
+
+    def of_scripts(self, script_ids: set[str]):
+        """A boolean mask over the rows: whether each row's script is one of ``script_ids``."""
+        wanted = [self._codes[sid] for sid in script_ids if sid in self._codes]
+        return np.isin(self._script_codes, np.asarray(wanted, dtype=np.int32))
 
 
 def normalise_filters(filters: Mapping | None) -> dict[str, list[str]]:
@@ -228,16 +258,6 @@ def script_matches(info: Mapping, wanted: Mapping[str, Sequence[str]]) -> bool:
         elif not set(values) & set(stored):
             return False
     return True
-
-
-def script_info(index: SceneIndex, script_id: str) -> dict:
-    """The facts ingest stored for a script (title, authors, format, language, ...)."""
-    getter = getattr(index, "script_info", None)
-    if callable(getter):
-        return dict(getter(script_id) or {})
-    # SceneIndex has no public reader for script facts yet (requested: script_info(script_id));
-    # read its table directly until it does.
-    return dict(index._scripts.get(script_id, {}))
 
 
 def _as_list(value) -> list:

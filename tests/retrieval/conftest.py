@@ -51,3 +51,29 @@ class CountingEmbedder:
 @pytest.fixture
 def counting_embedder(tiny_embedder) -> CountingEmbedder:
     return CountingEmbedder(tiny_embedder)
+
+
+@pytest.fixture(scope="session")
+def catalog_postgres_url():
+    """A throwaway PostgreSQL database for index catalogs (see tests/support/postgres.py)."""
+    from tests.support.postgres import throwaway_database
+
+    with throwaway_database("writersroom_catalog_test") as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def catalog_url(request, tmp_path) -> str:
+    """An empty catalog database outside any index directory: an SQLite file, or the
+    PostgreSQL database with the catalog tables dropped (the first save creates them)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared-catalog.sqlite'}"
+    from retrieval.catalog import make_engine, metadata
+
+    url = request.getfixturevalue("catalog_postgres_url")
+    engine = make_engine(url)
+    try:
+        metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+    return url

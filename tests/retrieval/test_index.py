@@ -1,4 +1,7 @@
-"""SceneIndex: exact cosine search, removal, atomic persistence, embedder checks, every index kind."""
+"""SceneIndex: exact cosine search, removal, atomic persistence, embedder checks, every index kind.
+
+The catalog itself (other databases, several indexes in one, importing meta.json) is
+tested in test_catalog.py."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import pytest
 
 from retrieval.chunk import Chunk
 from retrieval.index import EmbedderMismatchError, SceneIndex, SceneIndexError, iter_records
+from tests.retrieval.legacy_index import write_legacy_index
 
 DIM = 16
 
@@ -73,8 +77,9 @@ def test_save_and_load_round_trip(filled, tmp_path):
     index.save()
     index.remove_script("alpha")
     index.save()  # a second generation replaces the first
+    index.close()  # SQLite folds its write-ahead log back into the file
     files = sorted(p.name for p in (tmp_path / "idx").iterdir())
-    assert files == ["meta.json", "vectors-2.faiss"]  # no temp files, no stale vectors
+    assert files == ["catalog.sqlite", "vectors-2.faiss"]  # no temp files, no stale vectors
     loaded = SceneIndex.load(tmp_path / "idx")
     assert loaded.stats() == index.stats()
     assert loaded.file_record("/lib/beta.fountain") == {"hash": "abc", "script_id": "beta"}
@@ -174,7 +179,8 @@ def test_rebuild_moves_between_kinds_keeping_ids_and_metadata(tmp_path):
         assert record == best[0][0] and score == pytest.approx(best[0][1], abs=1e-5)
         assert index.file_record("/lib/s01.fountain") == {"hash": "h1", "script_id": "s01"}
         generation = index._generation
-        expected = {"meta.json", f"vectors-{generation}.faiss"} | (set() if kind == "flat" else {f"ann-{generation}.faiss"})
+        expected = {"catalog.sqlite", f"vectors-{generation}.faiss"} | (set() if kind == "flat" else {f"ann-{generation}.faiss"})
+        index.close()
         assert {p.name for p in (tmp_path / "idx").iterdir()} == expected
     # new chunks go into whatever kind is in use, with fresh ids
     index.rebuild("hnsw")
@@ -202,51 +208,103 @@ def test_thresholds_choose_the_kind_on_save_unless_pinned(tmp_path):
     assert SceneIndex.load(tmp_path / "idx", ivf_nprobe=3).params.ivf_nprobe == 3
 
 
-def test_index_saved_before_kinds_existed_loads_as_flat(filled, tmp_path):
-    import json
-
-    index, _, vb = filled
-    index.save()
-    meta_path = tmp_path / "idx" / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    del meta["index"]
-    meta_path.write_text(json.dumps(meta))
+def test_index_saved_before_kinds_existed_loads_as_flat(tmp_path):
+    chunks = chunks_for("alpha", 3, title="Alpha") + chunks_for("beta", 2, title="Beta")
+    vectors = unit(np.random.default_rng(0), 5)
+    write_legacy_index(tmp_path / "idx", chunks=chunks, vectors=vectors, model_id="m:1", with_kind=False)
     old = SceneIndex.load(tmp_path / "idx")
-    assert old.kind == "flat" and old.search(vb[1], 1)[0][0]["chunk_id"] == "beta#1.0"
+    assert old.kind == "flat" and old.search(vectors[4], 1)[0][0]["chunk_id"] == "beta#1.0"
 
 
-def test_a_crash_between_writes_leaves_the_previous_index(tmp_path, monkeypatch):
+class DiskFull(OSError):
+    pass
+
+
+def _crash_writing_the_ann_file(monkeypatch):
     import retrieval.index as index_module
 
+    real_write = index_module._atomic_write
+
+    def write(path, data):
+        if path.name.startswith("ann-"):
+            raise DiskFull("disk full")
+        real_write(path, data)
+
+    monkeypatch.setattr(index_module, "_atomic_write", write)
+
+
+def _crash_inside_the_catalog_transaction(monkeypatch):
+    """After the removed script's rows were deleted and the new scenes and chunks
+    written: the rollback has real work to undo."""
+    from retrieval.catalog import GenerationWriter
+
+    real_insert = GenerationWriter.insert_chunks
+
+    def insert_then_crash(self, chunks):
+        real_insert(self, chunks)
+        raise DiskFull("disk full")
+
+    monkeypatch.setattr(GenerationWriter, "insert_chunks", insert_then_crash)
+
+
+@pytest.mark.parametrize("crash", [_crash_writing_the_ann_file, _crash_inside_the_catalog_transaction])
+def test_a_crash_before_the_commit_leaves_the_previous_index(tmp_path, monkeypatch, crash):
     index, vectors = library(tmp_path, scripts=5)
     index.rebuild("hnsw")
     index.save()
-    real_write = index_module._atomic_write
-
-    def crash_on_meta(path, data):
-        if path.name == "meta.json":
-            raise OSError("disk full")
-        real_write(path, data)
-
     index.remove_script("s00")
+    index.add(chunks_for("s99", 2, title="New"), vectors["s01"][:2], model_id="m:1")
     index.rebuild("ivfpq")
-    monkeypatch.setattr(index_module, "_atomic_write", crash_on_meta)
-    with pytest.raises(OSError, match="disk full"):
+    crash(monkeypatch)
+    with pytest.raises(DiskFull):
         index.save()
     monkeypatch.undo()
     survivor = SceneIndex.load(tmp_path / "idx")
-    assert survivor.kind == "hnsw" and survivor.stats()["chunks"] == 100
-    assert survivor.search(vectors["s00"][0], 1)[0][0]["script_id"] == "s00"
+    assert survivor.kind == "hnsw" and survivor.stats()["chunks"] == 100 and "s99" not in survivor.script_ids()
+    record, _ = survivor.search(vectors["s00"][0], 1)[0]
+    assert (record["script_id"], record["title"], record["heading"]) == ("s00", "Script 0", "INT. ROOM 0 - DAY")
+    # the same in-memory index still holds the change and saves it whole next time
+    index.save()
+    saved = SceneIndex.load(tmp_path / "idx")
+    assert saved.kind == "ivfpq" and "s00" not in saved.script_ids() and saved.stats()["chunks"] == 82
+    assert saved.search(vectors["s00"][0], 1)[0][0]["script_id"] != "s00"
+    saved.close(), index.close(), survivor.close()
+    assert sorted(p.name for p in (tmp_path / "idx").glob("*.faiss")) == ["ann-2.faiss", "vectors-2.faiss"]
 
 
-def test_a_corrupt_vectors_file_is_a_clear_error(filled, tmp_path):
+def test_unsaved_changes_are_invisible_to_other_readers(filled, tmp_path):
+    index, va, vb = filled
+    index.save()
+    index.remove_script("alpha")
+    index.add(chunks_for("gamma", 1, title="Gamma"), va[:1], model_id="m:1")
+    other = SceneIndex.load(tmp_path / "idx")
+    assert other.script_ids() == {"alpha", "beta"} and other.search(va[0], 1)[0][0]["title"] == "Alpha"
+    assert index.search(va[0], 1)[0][0]["title"] == "Gamma"  # the writer sees its own changes
+    index.save()
+    assert SceneIndex.load(tmp_path / "idx").search(va[0], 1)[0][0]["title"] == "Gamma"
+
+
+def test_a_save_from_a_stale_copy_is_refused(filled, tmp_path):
+    index, va, _ = filled
+    index.save()
+    first, second = SceneIndex.load(tmp_path / "idx"), SceneIndex.load(tmp_path / "idx")
+    first.remove_script("alpha")
+    first.save()
+    second.remove_script("beta")
+    with pytest.raises(SceneIndexError, match="saved by another process"):
+        second.save()
+    assert SceneIndex.load(tmp_path / "idx").script_ids() == {"beta"}
+
+
+def test_a_corrupt_vectors_file_or_catalog_is_a_clear_error(filled, tmp_path):
     index, _, _ = filled
     index.save()
+    index.close()
     (tmp_path / "idx" / "vectors-1.faiss").write_bytes(b"\x00" * 10)
     with pytest.raises(SceneIndexError, match=r"vectors-1.faiss is corrupt or truncated.*ingest the library again"):
         SceneIndex.load(tmp_path / "idx")
-    (tmp_path / "idx" / "meta.json").write_text("{not json")
-    with pytest.raises(SceneIndexError, match="meta.json is corrupt"):
+    (tmp_path / "idx" / "catalog.sqlite").write_bytes(b"not a database" * 100)
+    with pytest.raises(SceneIndexError, match="catalog at sqlite:///.*catalog.sqlite is unreadable"):
         SceneIndex.load(tmp_path / "idx")
 
 

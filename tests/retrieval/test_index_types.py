@@ -69,8 +69,7 @@ def test_hnsw_and_ivfpq_recall_at_10_against_flat_on_20k_vectors(tmp_path):
     # measures the defaults at scale): a sparser graph, a smaller PQ training run.
     index = SceneIndex(tmp_path / "idx", model_id="m", dim=DIM, hnsw_m=16, hnsw_ef_construction=32,
                        train_sample=4000, pq_nbits=6)
-    index.add_vectors(data, np.arange(len(data), dtype=np.int64))
-    index._chunks = {i: {} for i in range(len(data))}  # records are not what this measures
+    index.add_vectors(data, np.arange(len(data), dtype=np.int64))  # no records: _nearest ranks ids only
 
     def top10():
         return [index._nearest(q[None, :], 10)[1] for q in queries]

@@ -8,55 +8,22 @@ skipped, unless ``CI`` is set, in which case they fail.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store import Base, make_engine, make_session_factory, upgrade
-
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _server_url() -> str:
-    return os.environ.get("WRITERSROOM_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+from tests.support.postgres import throwaway_database
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a migrated, throwaway PostgreSQL database for this test session."""
-    server = make_url(_server_url())
-    if server.drivername in ("postgresql", "postgres"):
-        server = server.set(drivername="postgresql+psycopg")
-    admin = create_engine(
-        server, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-    )
-    name = f"writersroom_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        message = (
-            f"PostgreSQL at {server.render_as_string(hide_password=True)} is unreachable "
-            f"(set WRITERSROOM_TEST_POSTGRES_URL): {str(exc.orig).splitlines()[0]}"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
+    with throwaway_database() as url:
         upgrade(url)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _empty_postgres(url: str) -> None:

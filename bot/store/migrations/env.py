@@ -16,10 +16,18 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _include_name(name, type_, parent_names) -> bool:  # type: ignore[no-untyped-def]
+    """These migrations cover the store's own tables only. The scene index catalog
+    (``scene_index_*``, created by retrieval.catalog, not by Alembic) may share this
+    database; autogenerate must not offer to drop it."""
+    return not (type_ == "table" and (name or "").startswith("scene_index_"))
+
+
 def run_migrations_offline() -> None:
     context.configure(
         url=config.get_main_option("sqlalchemy.url"),
         target_metadata=target_metadata,
+        include_name=_include_name,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
         render_as_batch=True,
@@ -32,6 +40,7 @@ def _run_with(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_name=_include_name,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
     )
