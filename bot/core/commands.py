@@ -47,8 +47,20 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def refusal(services: CoreServices, invocation: Invocation) -> Reply | None:
+    """Why this invocation is not served here (a channel outside the allowlist), or None.
+
+    `dispatch` applies it to every command; an adapter that serves a command another way
+    (Slack's /style on a shared file) calls it first.
+    """
+    return services.policy.channel_refusal(invocation)
+
+
 async def dispatch(services: CoreServices, name: str, invocation: Invocation) -> Reply:
     """Run a command by name; an unknown name gets the help text."""
+    refused = refusal(services, invocation)
+    if refused:
+        return refused
     command = COMMANDS.get(name.lstrip("/").lower())
     if command is None:
         reply = await _help(services, invocation)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.core.approval import read_state
 from bot.core.dialogue import scene_reply, write_scene
 from bot.core.llm_client import GenerationError
 from bot.core.ratelimit_reply import rate_limited
@@ -25,8 +26,8 @@ async def record(services: CoreServices, invocation: Invocation, *, generation_i
     if kind is ActionKind.EDIT and not (edited_text or "").strip():
         return error_reply("Edit", "The edited scene is empty; nothing was recorded.")
     try:
-        summary, created = await asyncio.to_thread(_store_feedback, services, invocation, generation_id, kind,
-                                                   edited_text)
+        summary, created, approval = await asyncio.to_thread(_store_feedback, services, invocation, generation_id,
+                                                             kind, edited_text)
     except LookupError:
         return error_reply("Feedback", f"Generation {generation_id} does not exist (was it deleted?).")
     who = invocation.user_name or invocation.user_id
@@ -36,7 +37,8 @@ async def record(services: CoreServices, invocation: Invocation, *, generation_i
     state = services.policy.approval_state(summary.approvals)
     return Reply(title="Feedback", sections=(Section(SectionKind.TEXT, f"{lead}\n{state} · {counts}"),),
                  generation_id=generation_id,
-                 metadata={"created": created, "approved": summary.approvals >= services.policy.quorum})
+                 metadata={"created": created, "approved": summary.approvals >= services.policy.quorum,
+                           "approval": approval})
 
 
 def _store_feedback(services: CoreServices, invocation: Invocation, generation_id: int, kind: ActionKind,
@@ -54,7 +56,8 @@ def _store_feedback(services: CoreServices, invocation: Invocation, generation_i
             queries.record_feedback(session, generation_id=generation_id, user=user, kind=ActionKind.APPROVE.value,
                                     delivery_id=delivery)
         session.flush()
-        return queries.feedback_summary(session, generation_id=generation_id), created
+        approval = read_state(session, generation_id=generation_id, quorum=services.policy.quorum)
+        return queries.feedback_summary(session, generation_id=generation_id), created, approval
 
 
 async def regenerate(services: CoreServices, invocation: Invocation, *, generation_id: int) -> Reply:

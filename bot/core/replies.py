@@ -81,5 +81,15 @@ class Reply:
         return "\n\n".join(section.body for section in self.sections)
 
 
+def user_mention(user_id: str) -> str:
+    """A person as `<@id>`: Slack and Discord both render this form as a mention."""
+    return f"<@{user_id}>"
+
+
+def channel_mention(channel_id: str) -> str:
+    """A channel as `<#id>`, the form Slack and Discord both render as a link."""
+    return f"<#{channel_id}>"
+
+
 def error_reply(title: str, message: str) -> Reply:
     return Reply(title=title, sections=(Section(SectionKind.ERROR, message),), is_error=True)

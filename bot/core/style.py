@@ -37,6 +37,13 @@ async def style(services: CoreServices, invocation: Invocation) -> Reply:
     return style_reply(report)
 
 
+def readable_suffixes() -> frozenset[str]:
+    """File name endings `style_of_file` reads (for adapters choosing among shared files)."""
+    from retrieval.parse import SUPPORTED_SUFFIXES
+
+    return SUPPORTED_SUFFIXES
+
+
 async def style_of_file(services: CoreServices, invocation: Invocation, *, data: bytes, filename: str) -> Reply:
     """The report for an uploaded file (Fountain, FDX, PDF, TEI XML, plain-text script)."""
     from retrieval.parse import SUPPORTED_SUFFIXES, ParseError

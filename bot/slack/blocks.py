@@ -12,6 +12,7 @@ still works after the bot restarts.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from bot.core.replies import ActionKind, Citation, Reply, Section, SectionKind
@@ -28,6 +29,8 @@ EDIT_BLOCK_ID = "wr_edit_block"
 EDIT_INPUT_ID = "wr_edit_text"
 SCREENPLAY_BLOCK_ID = "wr_screenplay"
 ACTIONS_BLOCK_ID = "wr_actions"
+STATE_BLOCK_ID = "wr_state"
+MAX_BLOCKS = 50  # per message
 
 _FENCE = "```"
 _CUT_NOTE = "… (cut here: the full scene is attached as a .fountain file)"
@@ -58,6 +61,22 @@ def kind_of(action_id_: str) -> ActionKind:
 def escape(text: str) -> str:
     """Slack mrkdwn needs &, < and > escaped, inside code blocks too."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Slack's own control sequences for a user or a channel: `<@U123>`, `<#C123>` (optionally
+# with a `|label`). Core replies name people and channels in this form (Discord reads it too).
+_MENTION = re.compile(r"<[@#][A-Z0-9]+(?:\|[^<>&]*)?>")
+
+
+def escape_keeping_mentions(text: str) -> str:
+    """`escape`, except for user and channel mentions, which stay live."""
+    out, last = [], 0
+    for match in _MENTION.finditer(text):
+        out.append(escape(text[last:match.start()]))
+        out.append(match.group(0))
+        last = match.end()
+    out.append(escape(text[last:]))
+    return "".join(out)
 
 
 def unescape(text: str) -> str:
@@ -137,7 +156,7 @@ def _header(title: str) -> dict:
 
 
 def _prose_blocks(section: Section) -> list[dict]:
-    body = escape(section.body)
+    body = escape_keeping_mentions(section.body)
     if section.kind is SectionKind.ERROR:
         body = f":warning: *Error:* {body}"
     pieces = [body[i:i + SECTION_TEXT_LIMIT] for i in range(0, len(body), SECTION_TEXT_LIMIT)] or [" "]
@@ -189,6 +208,43 @@ def actions_block(reply: Reply) -> dict:
     return {"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": buttons}
 
 
+def with_state(blocks: list[dict], state: str, *, keep_buttons: bool) -> list[dict]:
+    """A scene message's blocks showing `state` where the buttons are; the buttons stay
+    under it until the scene is settled (quorum met), then the state takes their place."""
+    state_block = {"type": "context", "block_id": STATE_BLOCK_ID,
+                   "elements": [{"type": "mrkdwn", "text": escape_keeping_mentions(state)[:CONTEXT_TEXT_LIMIT]}]}
+    out: list[dict] = []
+    placed = False
+    for block in blocks:
+        if block.get("block_id") == STATE_BLOCK_ID:
+            continue
+        if block.get("block_id") == ACTIONS_BLOCK_ID:
+            out.append(state_block)
+            placed = True
+            if keep_buttons:
+                out.append(block)
+            continue
+        out.append(block)
+    if not placed:
+        out.append(state_block)
+    return out
+
+
+def edit_expired_blocks(scene: str, *, partial: bool) -> tuple[list[dict], str]:
+    """(blocks, text) of the note shown when the edit window could not be opened in time."""
+    lead = (":hourglass: *The edit window expired before it could open* (Slack allows only a few seconds "
+            "after a click). Click *Edit* under the scene again to reopen it. Here is the scene to copy, so "
+            "nothing is lost:")
+    if partial:
+        lead += " This is only the start of the scene; the whole scene is attached in its thread."
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": lead}}]
+    if scene:
+        blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
+                   for chunk in screenplay_chunks(scene)[: MAX_BLOCKS - 1]]
+    text = "The edit window expired; click Edit under the scene again to reopen it."
+    return blocks, text
+
+
 def screenplay_from_message(message: dict) -> tuple[str, bool] | None:
     """(scene, was_cut) as shown in a posted message (Slack hands it back in block_actions)."""
     for block in message.get("blocks") or ():
@@ -204,11 +260,13 @@ def screenplay_from_message(message: dict) -> tuple[str, bool] | None:
 
 
 def edit_modal(generation_id: int | str, text: str, *, channel_id: str, message_ts: str | None = None,
-               partial: bool = False) -> dict:
+               partial: bool = False, scene_ts: str | None = None) -> dict:
     """A modal to edit a scene; submitting it records an edited approval.
 
-    `partial`: the text is only the start of a longer scene (a plain_text_input holds
-    3000 characters); the writer is told that saving keeps only what the box holds.
+    `message_ts` is the thread to answer in, `scene_ts` the scene's own message (whose
+    approval state is updated on submission). `partial`: the text is only the start of a
+    longer scene (a plain_text_input holds 3000 characters); the writer is told that
+    saving keeps only what the box holds.
     """
     blocks: list[dict] = []
     if partial or len(text) > INPUT_LIMIT:
@@ -227,7 +285,8 @@ def edit_modal(generation_id: int | str, text: str, *, channel_id: str, message_
             "initial_value": text[:INPUT_LIMIT],
         },
     })
-    metadata = json.dumps({"generation_id": int(generation_id), "channel": channel_id, "message_ts": message_ts})
+    metadata = json.dumps({"generation_id": int(generation_id), "channel": channel_id, "message_ts": message_ts,
+                           "scene_ts": scene_ts})
     return {
         "type": "modal",
         "callback_id": EDIT_CALLBACK_ID,
@@ -245,6 +304,7 @@ class EditSubmission:
     channel: str
     message_ts: str | None
     text: str
+    scene_ts: str | None = None
 
 
 def parse_edit_submission(view: dict) -> EditSubmission:
@@ -256,4 +316,5 @@ def parse_edit_submission(view: dict) -> EditSubmission:
         channel=str(metadata["channel"]),
         message_ts=metadata.get("message_ts"),
         text=value,
+        scene_ts=metadata.get("scene_ts"),
     )

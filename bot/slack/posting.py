@@ -9,6 +9,7 @@ uploads are refused (no files:write scope), the full scene follows as code block
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,9 @@ from collections.abc import Awaitable, Callable
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.followup import remember_post
 from bot.core.replies import Invocation, Reply, error_reply
+from bot.core.services import CoreServices
 from bot.slack.blocks import Rendered, render_reply, screenplay_chunks
 
 log = logging.getLogger(__name__)
@@ -32,11 +35,41 @@ def room_id(team_id: str | None, channel_id: str) -> str:
     return f"{team_id or '-'}:{channel_id}"
 
 
+def api_error(exc: SlackApiError) -> str:
+    """Slack's error code from a refused call (a proxy or outage may answer with no JSON at all)."""
+    data = exc.response.data if exc.response is not None else None
+    return str(data.get("error")) if isinstance(data, dict) else f"HTTP {getattr(exc.response, 'status_code', '?')}"
+
+
+def message_ref(channel_id: str, ts: str) -> str:
+    """The store's reference to a posted message (Generation.message_ref)."""
+    return f"{channel_id}:{ts}"
+
+
 def slack_invocation(*, team_id: str | None, channel_id: str, user_id: str, text: str,
                      user_name: str | None = None, channel_name: str | None = None,
                      thread_ts: str | None = None, delivery_id: str | None = None) -> Invocation:
     return Invocation(platform="slack", room_id=room_id(team_id, channel_id), user_id=user_id, text=text,
                       user_name=user_name, room_name=channel_name, thread_id=thread_ts, delivery_id=delivery_id)
+
+
+async def acknowledge(ack) -> None:
+    """The ack half of a listener whose work runs lazily: answer Slack, nothing else."""
+    await ack()
+
+
+def logged(listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Log a lazy listener's failure with its traceback (Bolt logs only the message)."""
+
+    @functools.wraps(listener)  # Bolt reads the wrapped signature to pick the arguments
+    async def run(**kwargs) -> None:
+        try:
+            await listener(**kwargs)
+        except Exception:
+            log.exception("%s failed", listener.__name__)
+            raise
+
+    return run
 
 
 async def run_core(call: Awaitable[Reply], *, title: str) -> Reply:
@@ -65,15 +98,27 @@ async def post_reply(client: AsyncWebClient, reply: Reply, *, channel: str, thre
         response = await client.chat_postMessage(channel=channel, thread_ts=thread_ts, blocks=rendered.blocks,
                                                  text=rendered.text, unfurl_links=False, unfurl_media=False)
     except SlackApiError as exc:
-        if respond is None or exc.response.get("error") not in _NOT_A_MEMBER:
+        if respond is None or api_error(exc) not in _NOT_A_MEMBER:
             raise
-        log.info("chat.postMessage refused (%s); answering through response_url", exc.response.get("error"))
+        log.info("chat.postMessage refused (%s); answering through response_url", api_error(exc))
         await respond(blocks=rendered.blocks, text=rendered.text, response_type="in_channel",
                       replace_original=False)
         return None
     ts = response.get("ts")
     if rendered.truncated and ts:
         await attach_full_scene(client, rendered, reply, channel=channel, thread_ts=thread_ts or ts)
+    return ts
+
+
+async def post_scene_reply(client: AsyncWebClient, services: CoreServices, reply: Reply, *, channel: str,
+                           thread_ts: str | None = None, respond: Respond | None = None) -> str | None:
+    """`post_reply`, then, for a scene, remember where it went: a follow-up in its thread finds it so."""
+    ts = await post_reply(client, reply, channel=channel, thread_ts=thread_ts, respond=respond)
+    if ts and reply.generation_id is not None and reply.actions:
+        try:
+            await remember_post(services, generation_id=reply.generation_id, message_ref=message_ref(channel, ts))
+        except Exception:  # the scene is posted; only follow-ups in its thread would miss it
+            log.exception("could not record where generation %s was posted", reply.generation_id)
     return ts
 
 

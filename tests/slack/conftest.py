@@ -20,14 +20,14 @@ APP_TOKEN = "xapp-1-writersroom-test"
 
 
 class SlackRoom:
-    def __init__(self, tmp_path: Path, backend_url: str) -> None:
+    def __init__(self, tmp_path: Path, backend_url: str, **settings: dict) -> None:
         self.loop = LoopThread()
         self.api = SlackWebApi(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
         self._api_runner = self.loop.run(_serve(self.api.web_app()))
         self.api.base_url = f"http://127.0.0.1:{bound_port(self._api_runner)}"
         self.services = make_core_services(tmp_path, backend_url, slack={
             "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET, "app_token": APP_TOKEN, "api_url": f"{self.api.base_url}/api/",
-        })
+        }, **settings)
         self._bot_runner: web.AppRunner | None = None
         self.sender = SlackSender(events_url="", signing_secret=SIGNING_SECRET, response_base=self.api.base_url)
         self.start_bot()
@@ -66,13 +66,13 @@ def backend() -> Iterator[FakeBackend]:
 
 @pytest.fixture
 def open_room(tmp_path: Path) -> Iterator:
-    """open_room(backend_url) -> SlackRoom; closed after the test."""
+    """open_room(backend_url, room={...}) -> SlackRoom with those settings sections; closed after the test."""
     rooms: list[SlackRoom] = []
 
-    def open_(backend_url: str) -> SlackRoom:
+    def open_(backend_url: str, **settings: dict) -> SlackRoom:
         home = tmp_path / f"room{len(rooms)}"
         home.mkdir()
-        room = SlackRoom(home, backend_url)
+        room = SlackRoom(home, backend_url, **settings)
         rooms.append(room)
         return room
 

@@ -1,10 +1,14 @@
 """Slack on loopback sockets, for driving the unmodified slack-bolt app.
 
 * `SlackWebApi`: an aiohttp emulator of the Web API methods the bot calls (auth.test,
-  chat.postMessage, chat.update, views.open, files.getUploadURLExternal + the upload
-  URL + files.completeUploadExternal) and of `response_url`s. It records every call.
+  chat.postMessage, chat.update, chat.postEphemeral, conversations.history/replies,
+  views.open, files.list, files.info, files.getUploadURLExternal + the upload URL +
+  files.completeUploadExternal), of files' `url_private` downloads and of
+  `response_url`s. It records every call and keeps the channel's messages as Slack
+  would, so a chat.update shows in what a later click carries.
 * `SlackSender`: what Slack does towards the app: it signs requests (v0 HMAC-SHA256
-  of `v0:{timestamp}:{body}`) and POSTs slash commands and interactivity payloads.
+  of `v0:{timestamp}:{body}`) and POSTs slash commands, interactivity payloads and
+  Events API callbacks (and the url_verification handshake).
 * `SlackRoom`: an event loop in a thread hosting both the emulator and the Bolt app's
   HTTP server, so plain (sync) tests can drive them.
 """
@@ -38,14 +42,33 @@ class ApiCall:
 
 
 @dataclass
+class SharedFile:
+    """A file someone shared in a channel; `url_private` serves `content` to the bot token only."""
+
+    id: str
+    name: str
+    channel: str
+    content: bytes
+    created: int
+    user: str = "U0WRITER"
+    filetype: str = "text"
+
+
+@dataclass
 class SlackWebApi:
-    """The Web API side. Mutate `not_in_channel` / `refuse_uploads` to provoke errors."""
+    """The Web API side. Mutate `not_in_channel` / `refuse_uploads` / `views_open_error` /
+    `files_error` to provoke errors."""
 
     bot_token: str
     app_token: str = "xapp-1-writersroom-test"
     not_in_channel: set[str] = field(default_factory=set)
     refuse_uploads: bool = False
+    views_open_error: str | None = None  # e.g. "expired_trigger_id": views.open answers ok:false with it
+    files_error: str | None = None  # e.g. "missing_scope": files.list / files.info answer ok:false with it
     calls: list[ApiCall] = field(default_factory=list)
+    channel_messages: dict[str, dict[str, dict]] = field(default_factory=dict)  # channel -> ts -> message
+    shared_files: dict[str, SharedFile] = field(default_factory=dict)
+    downloads: list[tuple[str, str | None]] = field(default_factory=list)  # (file id, token presented)
     uploads: dict[str, bytes] = field(default_factory=dict)
     responses: list[dict] = field(default_factory=list)  # bodies POSTed to response_urls
     sockets: list[web.WebSocketResponse] = field(default_factory=list)  # Socket Mode connections
@@ -57,11 +80,26 @@ class SlackWebApi:
         app = web.Application()
         app.add_routes([
             web.post("/api/{method}", self._api),
+            web.get("/api/{method}", self._api),  # slack_sdk reads history and file lists with GET
             web.post("/upload/{file_id}", self._upload),
             web.post("/response/{id}", self._response_url),
+            web.get("/files-pri/{file_id}/{name}", self._download),
             web.get("/socket", self._socket),
         ])
         return app
+
+    def share_file(self, channel: str, name: str, content: bytes | str, *, created: int | None = None) -> SharedFile:
+        """A writer uploads a file to `channel`; newer files get later `created` times by default."""
+        data = content.encode() if isinstance(content, str) else content
+        number = len(self.shared_files) + 1
+        shared = SharedFile(id=f"F0SHARED{number:03d}", name=name, channel=channel, content=data,
+                            created=created if created is not None else 1_700_000_000 + number)
+        self.shared_files[shared.id] = shared
+        return shared
+
+    def message(self, channel: str, ts: str) -> dict:
+        """The message as Slack holds it now (after any chat.update), as a click would carry it."""
+        return dict(self.channel_messages[channel][ts])
 
     # --- what tests read -------------------------------------------------------
 
@@ -117,17 +155,57 @@ class SlackWebApi:
                    "blocks": args.get("blocks") or []}
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
+        self.channel_messages.setdefault(channel, {})[ts] = message
         return _ok(channel=channel, ts=ts, message=message)
+
+    def _chat_postEphemeral(self, args: dict) -> dict:
+        channel = args.get("channel")
+        if channel in self.not_in_channel:
+            return _ok(False, error="not_in_channel")
+        if not args.get("user"):
+            return _ok(False, error="user_not_in_channel")
+        if not args.get("text") and not args.get("blocks"):
+            return _ok(False, error="no_text")
+        return _ok(message_ts=self.next_ts())
+
+    def _conversations_history(self, args: dict) -> dict:
+        channel = args.get("channel")
+        top_level = [m for m in self.channel_messages.get(channel, {}).values()
+                     if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
+        newest_first = _window(top_level, args)[::-1]  # as Slack lists history
+        return _ok(messages=newest_first[: int(args.get("limit") or 100)], has_more=False)
+
+    def _conversations_replies(self, args: dict) -> dict:
+        channel, root = args.get("channel"), args.get("ts")
+        stored = self.channel_messages.get(channel, {})
+        if root not in stored:
+            return _ok(False, error="thread_not_found")
+        replies = [m for m in stored.values() if m.get("thread_ts") == root and m["ts"] != root]
+        oldest_first = _window(replies, args)[: int(args.get("limit") or 1000)]
+        return _ok(messages=[stored[root], *oldest_first], has_more=False)  # the parent always first
 
     def _apps_connections_open(self, args: dict) -> dict:
         return _ok(url=self.base_url.replace("http://", "ws://") + "/socket")
 
     def _chat_update(self, args: dict) -> dict:
-        return _ok(channel=args.get("channel"), ts=args.get("ts"), text=args.get("text", ""))
+        channel, ts = args.get("channel"), args.get("ts")
+        stored = self.channel_messages.get(channel, {}).get(ts)
+        if channel in self.not_in_channel:
+            return _ok(False, error="not_in_channel")
+        if stored is None:
+            return _ok(False, error="message_not_found")
+        if "blocks" in args:
+            stored["blocks"] = args["blocks"] or []
+        if "text" in args:
+            stored["text"] = args["text"]
+        stored["edited"] = {"user": BOT_USER_ID, "ts": self.next_ts()}
+        return _ok(channel=channel, ts=ts, text=stored["text"], message=dict(stored))
 
     def _views_open(self, args: dict) -> dict:
         if not args.get("trigger_id"):
             return _ok(False, error="invalid_trigger_id")
+        if self.views_open_error:
+            return _ok(False, error=self.views_open_error)
         view = dict(args.get("view") or {})
         view.update(id=f"V{self.next_ts().replace('.', '')}", hash="h1", team_id=TEAM_ID)
         return _ok(view=view)
@@ -142,6 +220,45 @@ class SlackWebApi:
     def _files_completeUploadExternal(self, args: dict) -> dict:
         files = args.get("files") or []
         return _ok(files=[{"id": f["id"], "title": f.get("title"), "name": f.get("title")} for f in files])
+
+    def _file_info(self, shared: SharedFile) -> dict:
+        return {
+            "id": shared.id, "created": shared.created, "timestamp": shared.created, "name": shared.name,
+            "title": shared.name, "filetype": shared.filetype, "size": len(shared.content), "user": shared.user,
+            "channels": [shared.channel], "is_external": False,
+            "url_private": f"{self.base_url}/files-pri/{shared.id}/{shared.name}",
+            "url_private_download": f"{self.base_url}/files-pri/{shared.id}/{shared.name}",
+            "permalink": f"https://writers.example/files/{shared.user}/{shared.id}/{shared.name}",
+        }
+
+    def _files_list(self, args: dict) -> dict:
+        if self.files_error:
+            return _ok(False, error=self.files_error)
+        found = [f for f in self.shared_files.values() if not args.get("channel") or f.channel == args["channel"]]
+        found.sort(key=lambda f: f.created, reverse=True)  # newest first, as Slack lists them
+        count = int(args.get("count") or 100)
+        return _ok(files=[self._file_info(f) for f in found[:count]],
+                   paging={"count": count, "total": len(found), "page": 1, "pages": 1})
+
+    def _files_info(self, args: dict) -> dict:
+        if self.files_error:
+            return _ok(False, error=self.files_error)
+        shared = self.shared_files.get(args.get("file") or "")
+        if shared is None:
+            return _ok(False, error="file_not_found")
+        return _ok(file=self._file_info(shared))
+
+    async def _download(self, request: web.Request) -> web.Response:
+        shared = self.shared_files.get(request.match_info["file_id"])
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or None
+        self.downloads.append((request.match_info["file_id"], token))
+        if shared is None:
+            return web.Response(status=404, text="file not found")
+        if token != self.bot_token:
+            # What Slack really does without a valid token: 200 with its sign-in page.
+            return web.Response(text="<!DOCTYPE html><html><body>Sign in to Slack</body></html>",
+                                content_type="text/html")
+        return web.Response(body=shared.content, content_type="application/octet-stream")
 
     async def _upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
@@ -175,7 +292,9 @@ class SlackWebApi:
 
 async def _read_args(request: web.Request) -> dict[str, Any]:
     args: dict[str, Any] = dict(request.query)
-    if request.content_type == "application/json":
+    if request.method == "GET":
+        pass
+    elif request.content_type == "application/json":
         args.update(await request.json())
     else:
         args.update(dict(await request.post()))
@@ -190,6 +309,15 @@ async def _read_args(request: web.Request) -> dict[str, Any]:
 
 def _ok(ok: bool = True, **fields: Any) -> dict[str, Any]:
     return {"ok": ok, **fields}
+
+
+def _window(messages: list[dict], args: dict) -> list[dict]:
+    """Messages (oldest first) within the oldest/latest/inclusive bounds Slack's history methods take."""
+    oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or "inf")
+    inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+    inside = [m for m in messages
+              if (oldest <= float(m["ts"]) <= latest if inclusive else oldest < float(m["ts"]) < latest)]
+    return sorted(inside, key=lambda m: float(m["ts"]))
 
 
 # --- the sender: Slack's requests towards the app ------------------------------------
@@ -261,6 +389,33 @@ class SlackSender:
             }],
         }
         return self.post(urlencode({"payload": json.dumps(payload)}), **kwargs)
+
+    def event(self, event: dict, *, event_id: str | None = None, **kwargs) -> httpx.Response:
+        """An Events API callback wrapping `event`, signed like the rest."""
+        envelope = {
+            "token": "legacy-verification", "team_id": TEAM_ID, "api_app_id": "A0APP", "event": event,
+            "type": "event_callback", "event_id": event_id or f"Ev{next(self._ids):08d}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True,
+                                "is_enterprise_install": False}],
+            "is_ext_shared_channel": False,
+        }
+        return self.post(json.dumps(envelope), content_type="application/json", **kwargs)
+
+    def mention(self, text: str, *, thread_ts: str | None = None, channel: str | None = None,
+                user: str | None = None, event_id: str | None = None, **kwargs) -> httpx.Response:
+        """A writer posts `@writersroom {text}` (in the thread `thread_ts`, if given)."""
+        ts = f"{time.time():.6f}"
+        event = {"type": "app_mention", "user": user or self.user, "text": f"<@{BOT_USER_ID}> {text}", "ts": ts,
+                 "channel": channel or self.channel, "event_ts": ts, "team": TEAM_ID}
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        return self.event(event, event_id=event_id, **kwargs)
+
+    def url_verification(self, challenge: str) -> httpx.Response:
+        """The handshake Slack makes when the Events API request URL is set."""
+        body = {"token": "legacy-verification", "challenge": challenge, "type": "url_verification"}
+        return self.post(json.dumps(body), content_type="application/json")
 
     def view_submission(self, view: dict, *, user: str | None = None, **kwargs) -> httpx.Response:
         payload = {

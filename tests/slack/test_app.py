@@ -8,44 +8,9 @@ import time
 
 from bot.store import queries
 from bot.store.db import session_scope
-from tests.slack.emulator import ApiCall, message_of, submitted_view
+from tests.slack.emulator import message_of, submitted_view
+from tests.slack.helpers import QUIET_S, SITUATION, all_text, buttons, post_scene, summary, thread_replies
 from tests.support.fake_backend import CANNED_SCENE, FakeBackend
-
-SITUATION = "a detective corners her former partner in a rainy alley"
-QUIET_S = 0.4  # how long "nothing more happens" is watched for
-
-
-def top_level(call: ApiCall) -> bool:
-    return not call.args.get("thread_ts")
-
-
-def post_scene(room, text: str = SITUATION) -> ApiCall:
-    response = room.sender.command("/dialogue", text)
-    assert response.status_code == 200
-    return room.api.wait_for("chat.postMessage", where=top_level)[-1]
-
-
-def buttons(call: ApiCall) -> dict[str, str]:
-    return {element["action_id"]: element["value"]
-            for block in call.args["blocks"] if block["type"] == "actions" for element in block["elements"]}
-
-
-def all_text(call: ApiCall) -> str:
-    parts = [call.args.get("text", "")]
-    for block in call.args.get("blocks") or []:
-        if "text" in block:
-            parts.append(block["text"]["text"])
-        parts += [element.get("text", "") for element in block.get("elements", []) if block["type"] == "context"]
-    return "\n".join(parts)
-
-
-def thread_replies(room, ts: str) -> list[ApiCall]:
-    return [call for call in room.api.messages() if call.args.get("thread_ts") == ts]
-
-
-def summary(room, generation_id: int):
-    with session_scope(room.services.sessions) as session:
-        return queries.feedback_summary(session, generation_id=generation_id)
 
 
 # --- slash commands -------------------------------------------------------------------
@@ -280,7 +245,7 @@ def test_concurrent_commands_are_all_acked_at_once(open_room):
             assert room.sender.command("/dialogue", f"{SITUATION}, take {i}").status_code == 200
             return time.monotonic() - started
 
-        # More at once than sync Bolt's 5 listener threads; not many more, the fake backend's listen backlog is 5.
+        # More at once than sync Bolt's 5 listener threads would take (benchmarks/slack_ack.py fires 32).
         with ThreadPoolExecutor(6) as pool:
             ack_times = list(pool.map(timed, range(6)))
         # Each slow scene ties up nothing: every ack is back inside Slack's 3 s, before any scene is posted.

@@ -14,6 +14,8 @@ from bot.slack.blocks import (
     screenplay_chunks,
     screenplay_from_message,
     edit_modal,
+    escape_keeping_mentions,
+    with_state,
 )
 from tests.slack.emulator import submitted_view
 
@@ -90,15 +92,17 @@ def test_similar_reply_lists_excerpts():
 
 
 def test_edit_modal_round_trip():
-    view = edit_modal(7, SCENE, channel_id="C1", message_ts="1700000000.000001")
+    view = edit_modal(7, SCENE, channel_id="C1", message_ts="1700000000.000001", scene_ts="1700000000.000005")
     assert view["callback_id"] == EDIT_CALLBACK_ID
     assert json.loads(view["private_metadata"]) == {"generation_id": 7, "channel": "C1",
-                                                    "message_ts": "1700000000.000001"}
+                                                    "message_ts": "1700000000.000001",
+                                                    "scene_ts": "1700000000.000005"}
     element = view["blocks"][0]["element"]
     assert element["type"] == "plain_text_input" and element["multiline"] and element["initial_value"] == SCENE
     assert len(view["title"]["text"]) <= 24
     submission = parse_edit_submission(submitted_view(view, "EXT. ROOF - DAY"))
     assert (submission.generation_id, submission.channel, submission.text) == (7, "C1", "EXT. ROOF - DAY")
+    assert submission.scene_ts == "1700000000.000005"
 
 
 def test_screenplay_read_back_from_a_posted_message():
@@ -111,3 +115,23 @@ def test_screenplay_read_back_from_a_posted_message():
     assert modal["blocks"][0]["type"] == "context" and modal["blocks"][1]["block_id"] == "wr_edit_block"
     assert kind_of("wr_regenerate") is ActionKind.REGENERATE
 
+
+
+def test_prose_keeps_user_and_channel_mentions_live_and_escapes_the_rest():
+    text = "Ask <@U1> in <#C0ROOM|writers> about <b>this</b> & <!channel>"
+    assert escape_keeping_mentions(text) == (
+        "Ask <@U1> in <#C0ROOM|writers> about &lt;b&gt;this&lt;/b&gt; &amp; &lt;!channel&gt;")  # no @channel ping
+    rendered = render_reply(error_reply("Not here", "Try <#C0ROOM>."))
+    assert "<#C0ROOM>" in rendered.blocks[1]["text"]["text"]
+
+
+def test_state_takes_the_place_of_the_buttons_once():
+    blocks = render_reply(scene_reply()).blocks
+    pending = with_state(blocks, "Approved 1 of 2 — by <@U1>", keep_buttons=True)
+    kinds = [block.get("block_id") or block["type"] for block in pending]
+    assert kinds[-2:] == ["wr_state", "wr_actions"]
+    settled = with_state(pending, "Approved by <@U1>, <@U2>", keep_buttons=False)
+    assert [block.get("block_id") for block in settled].count("wr_state") == 1
+    assert settled[-1]["block_id"] == "wr_state" and "wr_actions" not in str(settled)
+    assert settled[-1]["elements"][0]["text"] == "Approved by <@U1>, <@U2>"
+    assert with_state(settled, "Approved by <@U1>, <@U2>", keep_buttons=False) == settled

@@ -1,8 +1,9 @@
 """An OpenAI-compatible chat server on a loopback socket that answers with a fixed scene.
 
 For tests of the chat side only (bots, local room): the real backend and the real
-model are tested on their own in tests/backend. `delay_s` makes it slow, `fail_with`
-makes it answer an error status, and `requests` records what the bot sent.
+model are tested on their own in tests/backend. `delay_s` makes it slow (each request
+sleeps in its own thread, so concurrent requests overlap), `fail_with` makes it answer
+an error status, and `requests` records what the bot sent.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ You sold us out, Cole.
 COLE
 (backing away)
 I kept you alive."""
+
+
+class _Server(ThreadingHTTPServer):
+    # The standard library listens with a backlog of 5: more concurrent scene requests
+    # than that would wait on TCP retransmits (seconds) before the server even saw them.
+    request_queue_size = 128
+    daemon_threads = True
 
 
 @dataclass
@@ -73,7 +81,7 @@ class FakeBackend:
                     "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
                 })
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

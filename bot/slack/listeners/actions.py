@@ -2,7 +2,8 @@
 
 Each button's `value` is the generation id, so a click after a restart still lands on
 the right generation. The delivery id (the click's action_ts + the user) reaches the
-store, which records one approval however often the same click is delivered.
+store, which records one approval however often the same click is delivered. After
+approve, reject or edit, the scene's own message shows the room's state (scene_state).
 """
 
 from __future__ import annotations
@@ -11,20 +12,33 @@ import logging
 import re
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.core.feedback import record
-from bot.core.replies import ActionKind
+from bot.core.replies import ActionKind, Reply
 from bot.core.services import CoreServices
 from bot.slack.blocks import (
     EDIT_BLOCK_ID,
     EDIT_CALLBACK_ID,
     action_id,
+    edit_expired_blocks,
     edit_modal,
     kind_of,
     parse_edit_submission,
     screenplay_from_message,
 )
-from bot.slack.posting import RecentDeliveries, post_reply, run_core, slack_invocation
+from bot.slack.posting import (
+    RecentDeliveries,
+    Respond,
+    acknowledge,
+    api_error,
+    logged,
+    post_reply,
+    post_scene_reply,
+    run_core,
+    slack_invocation,
+)
+from bot.slack.scene_state import SceneMessages
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +49,10 @@ FEEDBACK_ACTIONS = re.compile(
 
 def register(app: AsyncApp, services: CoreServices) -> None:
     recent = RecentDeliveries()
+    scenes = SceneMessages(services)
 
-    @app.action(FEEDBACK_ACTIONS)
-    async def handle_feedback_button(ack, body, action, client, respond) -> None:
-        await ack()
+    @logged
+    async def handle_feedback_button(body, action, client, respond) -> None:
         user = body["user"]
         delivery_id = f"{action.get('action_ts')}:{user['id']}"
         if not recent.first_time(delivery_id):
@@ -51,26 +65,44 @@ def register(app: AsyncApp, services: CoreServices) -> None:
             user_name=user.get("username") or user.get("name"), channel_name=body.get("channel", {}).get("name"),
             thread_ts=thread_ts, delivery_id=delivery_id,
         )
-        reply = await run_core(record(services, invocation, generation_id=int(action["value"]), kind=kind),
+        generation_id = int(action["value"])
+        reply = await run_core(record(services, invocation, generation_id=generation_id, kind=kind),
                                title=kind.value.capitalize())
-        await post_reply(client, reply, channel=channel, thread_ts=thread_ts, respond=respond)
+        message = body.get("message") or {}
+        if _changed_state(reply) and message.get("ts"):
+            await scenes.show_state(client, channel=channel, scene_ts=message["ts"], generation_id=generation_id,
+                                    message=message, respond=respond)
+        await post_scene_reply(client, services, reply, channel=channel, thread_ts=thread_ts, respond=respond)
 
-    @app.action(action_id(ActionKind.EDIT))
-    async def handle_edit_button(ack, body, action, client) -> None:
-        await ack()
+    @logged
+    async def handle_edit_button(body, action, client, respond) -> None:
         channel, thread_ts = _where(body)
-        scene, partial = screenplay_from_message(body.get("message") or {}) or ("", False)
-        view = edit_modal(int(action["value"]), scene, channel_id=channel, message_ts=thread_ts, partial=partial)
+        message = body.get("message") or {}
+        scene, partial = screenplay_from_message(message) or ("", False)
+        view = edit_modal(int(action["value"]), scene, channel_id=channel, message_ts=thread_ts, partial=partial,
+                          scene_ts=message.get("ts"))
         # The trigger_id lives 3 seconds: open the modal before anything slow.
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        try:
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        except (SlackApiError, SlackClientError) as exc:
+            error = api_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.info("views.open failed (%s); showing the scene to copy instead", error)
+            await _edit_window_expired(client, respond, channel=channel, thread_ts=thread_ts,
+                                       user_id=body["user"]["id"], scene=scene, partial=partial)
 
-    @app.view(EDIT_CALLBACK_ID)
-    async def handle_edit_submission(ack, body, view, client) -> None:
+    async def check_edit_submission(ack, view) -> None:
+        """Answered in the ack: an empty scene keeps the modal open with the error under the box."""
+        if not parse_edit_submission(view).text.strip():
+            await ack(response_action="errors",
+                      errors={EDIT_BLOCK_ID: "The scene is empty; write something or cancel."})
+        else:
+            await ack()
+
+    @logged
+    async def handle_edit_submission(body, view, client) -> None:
         submission = parse_edit_submission(view)
         if not submission.text.strip():
-            await ack(response_action="errors", errors={EDIT_BLOCK_ID: "The scene is empty; write something or cancel."})
-            return
-        await ack()
+            return  # refused in the ack
         user = body["user"]
         delivery_id = f"{view.get('id')}:{user['id']}"
         if not recent.first_time(delivery_id):
@@ -83,7 +115,34 @@ def register(app: AsyncApp, services: CoreServices) -> None:
         )
         reply = await run_core(record(services, invocation, generation_id=submission.generation_id,
                                       kind=ActionKind.EDIT, edited_text=submission.text), title="Edit")
+        if _changed_state(reply) and submission.scene_ts:
+            # A modal carries no message: the scene message is read back from Slack.
+            await scenes.show_state(client, channel=submission.channel, scene_ts=submission.scene_ts,
+                                    thread_ts=submission.message_ts, generation_id=submission.generation_id)
         await post_reply(client, reply, channel=submission.channel, thread_ts=submission.message_ts)
+
+    # Ack at once, work afterwards (lazy): see bot/slack/app.py.
+    app.action(FEEDBACK_ACTIONS)(ack=acknowledge, lazy=[handle_feedback_button])
+    app.action(action_id(ActionKind.EDIT))(ack=acknowledge, lazy=[handle_edit_button])
+    app.view(EDIT_CALLBACK_ID)(ack=check_edit_submission, lazy=[handle_edit_submission])
+
+
+def _changed_state(reply: Reply) -> bool:
+    """Feedback was recorded (or had been): the scene's state is worth showing."""
+    return not reply.is_error and "approval" in reply.metadata
+
+
+async def _edit_window_expired(client, respond: Respond, *, channel: str, thread_ts: str | None, user_id: str,
+                               scene: str, partial: bool) -> None:
+    """Tell only the writer who clicked, in the scene's thread; the click's response_url
+    is the way out where the bot may not post there."""
+    blocks, text = edit_expired_blocks(scene, partial=partial)
+    try:
+        await client.chat_postEphemeral(channel=channel, user=user_id, thread_ts=thread_ts, blocks=blocks, text=text)
+    except SlackClientError as exc:
+        reason = api_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+        log.info("chat.postEphemeral failed (%s); answering through response_url", reason)
+        await respond(blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
 
 
 def _where(body: dict) -> tuple[str, str | None]:

@@ -86,3 +86,29 @@ def test_room_status_consent_and_model(tmp_path, backend):
     assert "Unknown /room action `explode`" in unknown.text and "consent on|off" in unknown.text
     bad = run(dispatch(services, "room", ask("consent maybe")))
     assert bad.is_error
+
+
+def test_commands_outside_the_channel_allowlist_are_refused_naming_where_to_go(tmp_path, backend):
+    services = make_core_services(tmp_path, backend.url, room={"channels": ["C1", "C5"]})
+    outside = Invocation(platform="discord", room_id="G1:C2", user_id="U1", text="a robot boots up")
+    for name in ("dialogue", "help", "nonsense"):
+        refused = run(dispatch(services, name, outside))
+        assert refused.is_error and "only takes commands in <#C1>, <#C5>" in refused.text
+    assert not backend.requests
+    assert not run(dispatch(services, "dialogue", ask("a robot boots up"))).is_error  # G1:C1 is allowed
+
+    everywhere = make_core_services(tmp_path / "open", backend.url)
+    assert not run(dispatch(everywhere, "help", outside)).is_error
+
+
+def test_feedback_carries_who_approved_rejected_and_edited(tmp_path, backend):
+    services = make_core_services(tmp_path, backend.url, room={"quorum": 2})
+    scene = run(dispatch(services, "dialogue", ask("a robot boots up")))
+    gid = scene.generation_id
+    first = run(record(services, ask("", user="U1"), generation_id=gid, kind=ActionKind.APPROVE))
+    assert first.metadata["approval"].describe() == "Approved 1 of 2 — by <@U1>"
+    run(record(services, ask("", user="U3"), generation_id=gid, kind=ActionKind.REJECT))
+    last = run(record(services, ask("", user="U2"), generation_id=gid, kind=ActionKind.EDIT, edited_text="INT. X"))
+    state = last.metadata["approval"]
+    assert state.approved and state.approvers == ("U1", "U2")
+    assert state.describe() == "Approved by <@U1>, <@U2> · Rejected by <@U3> · Edited by <@U2>"

@@ -1,0 +1,192 @@
+"""Follow-ups in a scene's thread: "@writersroom make Cole angrier" under a scene writes the
+next version of that scene, with the scene itself as context.
+
+A platform thread is tied to the generations in it through the store: the adapter
+records where it posted each scene (`remember_post`, the generation's message_ref),
+and scenes written inside a thread carry that thread as their thread_ref. The newest
+generation found either way is the one a follow-up continues, and becomes its parent.
+
+Generation reuses dialogue's public pieces (prompt building, the validate-and-retry
+loop, the scene reply); only the conversation differs: the previous scene is put in
+as the model's own earlier answer and the direction as the writer's next turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+
+from sqlalchemy import or_, select
+
+from bot.core.commands import COMMANDS, refusal
+from bot.core.dialogue import Scene, generate_scene, scene_reply
+from bot.core.llm_client import GenerationError
+from bot.core.prompting import DialogueRequest, build_messages, parse_dialogue_request
+from bot.core.ratelimit_reply import rate_limited
+from bot.core.replies import Invocation, Reply, Section, SectionKind, error_reply
+from bot.core.services import CoreServices
+from bot.store import queries
+from bot.store.db import session_scope
+from bot.store.models import Generation, Platform, Room
+
+TITLE = "Follow-up"
+NOTE = ("Write the next version of the scene above, following this direction: {direction}\n"
+        "Keep the screenplay format, and keep what the direction does not change.")
+EMPTY = "Say what to change after the mention, e.g. `@writersroom make Cole angrier, and end on the siren`."
+
+
+@dataclass(frozen=True)
+class Parent:
+    generation_id: int
+    prompt: str
+    output: str
+
+
+async def remember_post(services: CoreServices, *, generation_id: int, message_ref: str) -> None:
+    """Record where a scene was posted, so a follow-up in that message's thread finds it."""
+
+    def store() -> None:
+        with session_scope(services.sessions) as session:
+            queries.set_message_ref(session, generation_id=generation_id, message_ref=message_ref)
+
+    await asyncio.to_thread(store)
+
+
+async def scene_in_thread(services: CoreServices, invocation: Invocation, *, root_ref: str) -> int | None:
+    """The newest generation of this thread: posted as its root message (`root_ref`, the
+    message_ref given to `remember_post`) or written inside it (thread_ref = the thread id)."""
+    if invocation.thread_id is None:
+        return None
+
+    def find() -> int | None:
+        with session_scope(services.sessions) as session:
+            query = (
+                select(Generation.id)
+                .join(Room, Generation.room_id == Room.id)
+                .where(Room.platform == Platform(invocation.platform), Room.external_id == invocation.room_id,
+                       or_(Generation.message_ref == root_ref, Generation.thread_ref == invocation.thread_id))
+                .order_by(Generation.id.desc())
+                .limit(1)
+            )
+            return session.scalars(query).first()
+
+    return await asyncio.to_thread(find)
+
+
+async def continue_thread(services: CoreServices, invocation: Invocation, *, root_ref: str) -> Reply:
+    """A mention: the next version of the thread's scene, or help when there is no scene here."""
+    refused = refusal(services, invocation)
+    if refused:
+        return refused
+    parent_id = await scene_in_thread(services, invocation, root_ref=root_ref)
+    if parent_id is None:
+        return mention_help()
+    return await follow_up(services, invocation, parent_id=parent_id)
+
+
+def mention_help() -> Reply:
+    lines = ["Mention me in the thread of a scene to take it further: `@writersroom make Cole angrier`.",
+             "Or use a command:"]
+    lines += [f"`{command.usage}` — {command.summary}" for command in COMMANDS.values() if command.name != "help"]
+    return Reply(title="writersroom", sections=(Section(SectionKind.TEXT, "\n".join(lines)),))
+
+
+async def follow_up(services: CoreServices, invocation: Invocation, *, parent_id: int) -> Reply:
+    """The next version of generation `parent_id`, following `invocation.text` as direction."""
+    direction = invocation.text.strip()
+    if not direction:
+        return error_reply(TITLE, EMPTY)
+    limit = services.settings.generation.max_prompt_chars
+    if len(direction) > limit:
+        return error_reply(TITLE, f"That direction is {len(direction):,} characters; the limit is {limit:,}. "
+                                  "Shorten it and try again.")
+    limited = rate_limited(services, invocation)
+    if limited:
+        return limited
+    parent = await asyncio.to_thread(_load_parent, services, parent_id)
+    if parent is None:
+        return error_reply(TITLE, f"Generation {parent_id} does not exist (was it deleted?).")
+    try:
+        scene = await _write_follow_up(services, invocation, parent, direction)
+    except GenerationError as exc:
+        return error_reply(TITLE, str(exc))
+    return scene_reply(scene)
+
+
+def merged_request(parent_prompt: str, direction: str) -> DialogueRequest:
+    """The parent's request, with characters and tone the direction adds or changes."""
+    parent = parse_dialogue_request(parent_prompt)
+    asked = parse_dialogue_request(direction)
+    characters = parent.characters + tuple(name for name in asked.characters if name not in parent.characters)
+    return DialogueRequest(parent.situation, characters, asked.tone or parent.tone)
+
+
+def prompt_text(request: DialogueRequest) -> str:
+    """A request as /dialogue text (what Regenerate re-runs), parsed back the same way."""
+    text = request.situation
+    if request.characters:
+        text += f" characters: {', '.join(request.characters)}"
+    if request.tone:
+        text += f" tone: {request.tone}"
+    return text
+
+
+async def _write_follow_up(services: CoreServices, invocation: Invocation, parent: Parent, direction: str) -> Scene:
+    settings = services.settings.generation
+    request = merged_request(parent.prompt, direction)
+    note = parse_dialogue_request(direction).situation or direction
+    count = settings.exemplars
+    exemplars = await services.search(f"{request.situation} {note}", k=count) if count else []
+    messages = build_messages(request, exemplars, exemplar_chars=settings.exemplar_chars)
+    messages += [{"role": "assistant", "content": parent.output},
+                 {"role": "user", "content": NOTE.format(direction=direction)}]
+    sampling = {
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "repetition_penalty": settings.repetition_penalty,
+        "no_repeat_ngram_size": settings.no_repeat_ngram_size,
+        "max_tokens": settings.max_tokens,
+    }
+    model, adapter = await services.model_for(invocation.room_id)
+    started = time.perf_counter()
+    result = await generate_scene(services.chat, model=model, request=request, messages=messages, sampling=sampling,
+                                  exemplars=exemplars, search=services.search, max_attempts=settings.max_attempts,
+                                  copy_min_words=settings.copy_guard_words)
+    latency_ms = int((time.perf_counter() - started) * 1000)
+    if not result.text:
+        raise GenerationError("The model returned an empty scene. Try again or reword the direction.")
+    # What the store keeps as the prompt: the scene's situation with this direction, so
+    # Regenerate on the follow-up asks for the same thing from scratch.
+    stored = replace(request, situation=f"{request.situation}. Then: {note}")
+    chosen_model = result.chosen.model or model
+    generation_id = await asyncio.to_thread(
+        _record, services, invocation, prompt=prompt_text(stored), text=result.text,
+        parameters={**sampling, **result.parameters(), "follow_up": direction},
+        source_ids=[hit.scene_id for hit in exemplars], model=chosen_model, adapter=adapter,
+        latency_ms=latency_ms, parent_id=parent.generation_id)
+    shown = replace(request, situation=f"{TITLE}: {direction}")
+    return Scene(generation_id, result.text, chosen_model, adapter, exemplars, latency_ms, shown,
+                 tuple(result.warnings), len(result.attempts), result.chosen.report.valid)
+
+
+def _load_parent(services: CoreServices, generation_id: int) -> Parent | None:
+    with session_scope(services.sessions) as session:
+        generation = queries.get_generation(session, generation_id=generation_id)
+        return Parent(generation.id, generation.prompt, generation.output) if generation else None
+
+
+def _record(services: CoreServices, invocation: Invocation, *, prompt: str, text: str, parameters: dict,
+            source_ids: list[str], model: str, adapter: str | None, latency_ms: int, parent_id: int) -> int:
+    with session_scope(services.sessions) as session:
+        room = queries.get_or_create_room(session, platform=invocation.platform, external_id=invocation.room_id,
+                                          name=invocation.room_name)
+        user = queries.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
+                                          display_name=invocation.user_name)
+        generation = queries.record_generation(
+            session, room=room, user=user, prompt=prompt, parameters=parameters, retrieved_scene_ids=source_ids,
+            output=text, model=model, adapter=adapter, latency_ms=latency_ms, thread_ref=invocation.thread_id,
+            parent_id=parent_id,
+        )
+        session.flush()
+        return generation.id
