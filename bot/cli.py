@@ -3,12 +3,14 @@
     writersroom start                      # the main job: models, store, corpus, backend, then the bots or the local room
     writersroom room                       # the local room against a running backend
     writersroom dialogue "SITUATION" --json
-    writersroom similar "TEXT" --k 5 --json
-    writersroom ingest PATH... [--index DIR]
+    writersroom similar "TEXT" [--k 5] [--mode hybrid|dense|bm25] [--filter KEY=VALUE ...] [--level scene|script] [--json]
+    writersroom ingest PATH... [--genre G] [--show S] [--writer W ...] [--language L] [--index DIR]
     writersroom index stats|list|remove SCRIPT|rebuild [--kind flat|hnsw|ivfpq|auto]
     writersroom eval retrieval DIR... [--json]
     writersroom style FILE [--json]
     writersroom recommend --room ROOM [--k 5] [--json]
+    writersroom feedback import FILE.jsonl [--room ROOM] [--json] | export [--out FILE] [--room ROOM] [--include-rejected]
+    writersroom adapters list [--json] [--room ROOM] | promote VERSION [--room ROOM] | rollback [--room ROOM] [--json]
     writersroom models fetch
     writersroom backend serve --port 8088
     writersroom slack [--port P] [--socket-mode]
@@ -43,12 +45,16 @@ app.add_typer(backend_app, name="backend")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 # Commands that live in their own modules (each imports only typer at module level).
+from bot.cli_adapters import adapters_app  # noqa: E402
 from bot.cli_analysis import recommend_command, style_command  # noqa: E402
 from bot.cli_eval import eval_app  # noqa: E402
+from bot.cli_feedback import feedback_app  # noqa: E402
 from bot.cli_index import index_app  # noqa: E402
 
 app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(adapters_app, name="adapters")
 
 app.command("style")(style_command)
 app.command("recommend")(recommend_command)
@@ -82,9 +88,9 @@ def settings(index: Optional[Path] = None) -> Settings:
     return loaded
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"writersroom: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 # ---------------------------------------------------------------- config / db
@@ -135,10 +141,17 @@ def models_fetch(force: bool = typer.Option(False, help="Download and convert ag
 
 
 @app.command()
-def ingest(paths: list[Path] = typer.Argument(..., help="Files or directories of scripts (Fountain, TEI XML)."),
+def ingest(paths: list[Path] = typer.Argument(..., help="Files or directories of scripts (Fountain, FDX, PDF, TEI, text)."),
+           genre: Optional[str] = typer.Option(None, help="Genre of every script of this run (for --filter genre=)."),
+           show: Optional[str] = typer.Option(None, help="Show (series) every script of this run belongs to."),
+           writer: Optional[list[str]] = typer.Option(None, help="A writer of every script of this run; repeatable. "
+                                                      "Replaces the authors the files name."),
+           language: Optional[str] = typer.Option(None, help="Language of every script of this run (e.g. en)."),
            quiet: bool = typer.Option(False, help="No progress bar."),
            index: Optional[Path] = INDEX_OPTION) -> None:
-    """Parse, embed and index scripts; unchanged files are skipped."""
+    """Parse, embed and index scripts; unchanged files are skipped (given facts are still recorded on them).
+
+    --genre, --show, --writer and --language override what the files say, only when given."""
     from bot.runtime import embedder_path
     from retrieval.embed import Embedder
     from retrieval.ingest import ingest_paths
@@ -147,8 +160,10 @@ def ingest(paths: list[Path] = typer.Argument(..., help="Files or directories of
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         _fail(f"no such file or directory: {', '.join(missing)}")
+    facts = {"genre": genre, "show": show, "authors": [w for w in writer or () if w.strip()], "language": language}
     embedder = Embedder(embedder_path(loaded), batch_size=loaded.retrieval.batch_size)
-    report = ingest_paths(paths, index_dir=loaded.index_dir, embedder=embedder, progress=not quiet)
+    report = ingest_paths(paths, index_dir=loaded.index_dir, embedder=embedder, progress=not quiet, facts=facts,
+                          catalog_url=loaded.index_catalog_url)
     typer.echo(report.summary())
     for path, reason in report.skipped:
         typer.echo(f"  skipped {path}: {reason}", err=True)
@@ -158,23 +173,52 @@ def ingest(paths: list[Path] = typer.Argument(..., help="Files or directories of
 
 @app.command()
 def similar(text: str = typer.Argument(..., help="A logline or a pasted scene."),
-            k: int = typer.Option(5, "--k", min=1, max=50, help="How many scenes."),
+            k: int = typer.Option(5, "--k", min=1, max=50, help="How many scenes (or scripts)."),
+            mode: str = typer.Option("hybrid", "--mode", help="hybrid (dense + BM25 fused), dense or bm25."),
+            filters: Optional[list[str]] = typer.Option(None, "--filter", help="KEY=VALUE with KEY one of genre, writer, "
+                                                        "show, format, language; repeatable (a key given twice: either value)."),
+            level: str = typer.Option("scene", "--level", help="scene, or script (one hit per script, its best scene)."),
             as_json: bool = typer.Option(False, "--json", help="Print JSON: a list, best first."),
             index: Optional[Path] = INDEX_OPTION) -> None:
-    """Find the closest scenes in the library."""
+    """Find the closest scenes (or scripts) in the library."""
     from bot.runtime import make_searcher
 
+    wanted = _search_options(mode=mode, filters=filters or [], level=level)
     loaded = settings(index)
     if not text.strip():
         _fail("give a logline or a scene to search for")
-    hits = make_searcher(loaded).search(text, k=k)
+    searcher = make_searcher(loaded)
+    hits = searcher.search(text, k=k, mode=mode, filters=wanted, level=level)
     if not hits and not as_json:
-        _fail(f"nothing found: the index at {loaded.index_dir} is empty; run `writersroom ingest PATH` first")
+        if searcher.is_empty:
+            _fail(f"nothing found: the index at {loaded.index_dir} is empty; run `writersroom ingest PATH` first")
+        _fail("nothing found" + (" among the scripts matching the filters" if wanted else ""))
     if as_json:
         typer.echo(json.dumps([hit.as_json() for hit in hits], indent=2, ensure_ascii=False))
         return
     for rank, hit in enumerate(hits, 1):
         typer.echo(f"{rank}. {hit.title} — {hit.scene.heading} ({hit.score:.3f})\n   {' '.join(hit.scene.excerpt.split())[:200]}")
+
+
+def _search_options(*, mode: str, filters: list[str], level: str) -> dict[str, list[str]]:
+    """--filter values as a filters mapping; a bad mode, level or filter exits 2 with one line."""
+    from retrieval.search import LEVELS, MODES, normalise_filters
+
+    if mode not in MODES:
+        _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}", code=2)
+    if level not in LEVELS:
+        _fail(f"--level must be one of {', '.join(LEVELS)}, not {level!r}", code=2)
+    wanted: dict[str, list[str]] = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            _fail(f"--filter takes KEY=VALUE, not {item!r}", code=2)
+        wanted.setdefault(key.strip(), []).append(value.strip())
+    try:
+        normalise_filters(wanted)
+    except ValueError as exc:
+        _fail(str(exc), code=2)
+    return wanted
 
 
 # ---------------------------------------------------------------- generation

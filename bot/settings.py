@@ -217,6 +217,12 @@ class RetrievalSettings(_Section):
     index_ivf_nprobe: int = Field(default=64, ge=1, le=65536, description="IVF lists searched per query.")
     index_pq_m: int = Field(default=48, ge=1, le=384, description="PQ sub-quantizers (must divide the dimension).")
     index_rerank: int = Field(default=32, ge=1, le=1000, description="IVF-PQ candidates per result re-scored exactly.")
+    catalog_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the index's metadata catalog (scripts, scenes, chunk records); empty means "
+        "SQLite at INDEX_DIR/catalog.sqlite, which keeps the index directory self-contained. PostgreSQL: "
+        "postgresql+psycopg://user@host/db (the store's database may be shared).",
+    )
 
 
 class BackendSettings(_Section):
@@ -237,6 +243,49 @@ class BackendSettings(_Section):
     adapter_poll_s: float = Field(default=5.0, gt=0, description="How often the backend looks for new or removed adapter versions.")
 
     _check_key = field_validator("api_key", mode="after")(lambda cls, v: _refuse_placeholder(v))
+
+
+class TrainingSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="WRITERSROOM_TRAINING_", extra="ignore")
+    toml_table: ClassVar[str | None] = "training"
+
+    lora_r: int = Field(default=16, ge=1, le=512, description="LoRA rank.")
+    lora_alpha: int = Field(default=32, ge=1, le=1024, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA path while training.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Linear layers that get LoRA weights (vLLM serves any of these).",
+    )
+    top_layers: int = Field(
+        default=10, ge=0, le=1000,
+        description="Adapt only the top N transformer layers (0: all); backprop then stops there, which is what "
+        "makes CPU training fit.",
+    )
+    learning_rate: float = Field(default=3e-4, gt=0, le=1.0, description="AdamW learning rate (linear decay, 5% warm-up).")
+    epochs: float = Field(default=2.0, gt=0, le=100, description="Passes over the training split (when max_steps is 0).")
+    max_steps: int = Field(default=0, ge=0, description="Optimizer steps; 0: run `epochs` instead.")
+    max_seq_len: int = Field(default=512, ge=64, le=32768, description="Tokens per example; longer ones are cut.")
+    batch_size: int = Field(default=4, ge=1, le=1024, description="Examples per forward pass.")
+    grad_accum: int = Field(default=2, ge=1, le=1024, description="Forward passes per optimizer step.")
+    seed: int = Field(default=0, ge=0, description="Seed for data order, LoRA init and evaluation sampling.")
+    checkpoint_steps: int = Field(default=25, ge=1, description="Optimizer steps between checkpoints (a resumed run restarts there).")
+    validation_share: float = Field(default=0.1, gt=0.0, lt=0.5, description="Share of examples held out, by content hash.")
+    min_examples: int = Field(default=20, ge=2, description="Fewer approved examples than this: no run, a clear message.")
+    promote_margin: float = Field(
+        default=0.02, ge=0.0, le=1.0,
+        description="Relative perplexity gain over the serving adapter a candidate needs to be promoted; its "
+        "Fountain validity may not fall by more than this either.",
+    )
+    eval_generations: int = Field(default=16, ge=0, le=1000, description="Scenes sampled per model to measure Fountain validity.")
+    eval_screenplay_scenes: int = Field(
+        default=64, ge=0, le=10000, description="Scenes from the bundled corpus in the fixed perplexity set."
+    )
+    schedule: str = Field(default="0 4 * * *", description="Cron expression (UTC) on which `writersroom trainer` runs.")
+    threshold: int = Field(default=50, ge=1, description="New approvals since the last run that start one at once.")
+    poll_s: float = Field(default=60.0, gt=0, description="How often `writersroom trainer` counts new approvals.")
+    lock_stale_s: float = Field(
+        default=120.0, gt=0, description="A training lock not refreshed for this long belongs to a dead process."
+    )
 
 
 class SlackSettings(_Section):
@@ -286,6 +335,10 @@ class RoomSettings(_Section):
     rate_limit_per_minute: int = Field(
         default=6, ge=0, le=1000, description="Scenes one writer may request per minute (0: no limit)."
     )
+    channels: list[str] = Field(
+        default_factory=list,
+        description="Channel ids (Slack C…, Discord channel ids) where the bots take commands; empty: every channel.",
+    )
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -295,6 +348,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "retrieval": RetrievalSettings,
     "backend": BackendSettings,
     "room": RoomSettings,
+    "training": TrainingSettings,
     "slack": SlackSettings,
     "discord": DiscordSettings,
 }
@@ -317,6 +371,7 @@ class Settings:
     retrieval: RetrievalSettings
     backend: BackendSettings
     room: RoomSettings
+    training: TrainingSettings
     slack: SlackSettings
     discord: DiscordSettings
 
@@ -332,6 +387,11 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return self.general.index_dir or self.home / "index"
+
+    @property
+    def index_catalog_url(self) -> str | None:
+        """The catalog URL to hand to retrieval; None: its default, SQLite in the index directory."""
+        return self.retrieval.catalog_url or None
 
     @property
     def model_cache_dir(self) -> Path:
@@ -359,6 +419,7 @@ class Settings:
             "backend_url": self.backend_url,
         }
         out["general"]["database_url"] = _mask_url_password(out["general"]["database_url"])
+        out["retrieval"]["catalog_url"] = _mask_url_password(out["retrieval"]["catalog_url"])
         return out
 
 

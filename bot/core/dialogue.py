@@ -162,7 +162,10 @@ async def write_scene(services: CoreServices, invocation: Invocation, *, parent_
     settings = services.settings.generation
     request = parse_dialogue_request(invocation.text)
     exemplars = await _exemplars(services, request.situation or invocation.text)
-    messages = build_messages(request, exemplars, exemplar_chars=settings.exemplar_chars)
+    model, adapter = await services.model_for(invocation.room_id)
+    # An adapter learned screenplay form from the room's approvals without the worked example.
+    messages = build_messages(request, exemplars, exemplar_chars=settings.exemplar_chars,
+                              worked_example=adapter is None)
     parameters = {
         "temperature": settings.temperature,
         "top_p": settings.top_p,
@@ -170,7 +173,6 @@ async def write_scene(services: CoreServices, invocation: Invocation, *, parent_
         "no_repeat_ngram_size": settings.no_repeat_ngram_size,
         "max_tokens": settings.max_tokens,
     }
-    model, adapter = await services.model_for(invocation.room_id)
     started = time.perf_counter()
     result = await generate_scene(services.chat, model=model, request=request, messages=messages,
                                   sampling=parameters, exemplars=exemplars, search=services.search,

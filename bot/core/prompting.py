@@ -59,7 +59,14 @@ def load_template(path: Path = PROMPT_FILE) -> dict[str, str]:
 
 
 def build_messages(request: DialogueRequest, exemplars: list[SceneHit], *, exemplar_chars: int,
-                   template: dict[str, str] | None = None) -> list[dict[str, str]]:
+                   template: dict[str, str] | None = None, worked_example: bool = True) -> list[dict[str, str]]:
+    """The chat for one scene request.
+
+    ``worked_example`` puts the template's example exchange before the request: the base
+    model needs it to hold screenplay form; an adapter trained on the room's approvals has
+    learned the form and is trained and served without it (shorter prompts, faster
+    training), so the trainer and the bot pass False for adapters.
+    """
     template = template or load_template()
     user = template["request"].format(
         situation=request.situation,
@@ -69,12 +76,11 @@ def build_messages(request: DialogueRequest, exemplars: list[SceneHit], *, exemp
     if exemplars:
         shown = "\n\n".join(_exemplar_text(hit, exemplar_chars) for hit in exemplars)
         user = f"{template['exemplar_intro']}\n\n{shown}\n\n{user}"
-    return [
-        {"role": "system", "content": template["system"]},
+    example = [
         {"role": "user", "content": template["example_request"]},
         {"role": "assistant", "content": template["example_scene"]},
-        {"role": "user", "content": user},
-    ]
+    ] if worked_example else []
+    return [{"role": "system", "content": template["system"]}, *example, {"role": "user", "content": user}]
 
 
 def _exemplar_text(hit: SceneHit, limit: int) -> str:

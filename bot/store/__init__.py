@@ -24,6 +24,7 @@ from .models import (
     FeedbackEvent,
     FeedbackKind,
     Generation,
+    Lock,
     Platform,
     Room,
     TrainingRun,
@@ -34,6 +35,7 @@ from . import queries
 from .queries import (
     ApprovedExample,
     FeedbackSummary,
+    RejectedOutput,
     approved_examples,
     feedback_summary,
     finish_training_run,
@@ -43,10 +45,12 @@ from .queries import (
     latest_generation,
     record_feedback,
     record_generation,
+    rejected_outputs,
     room_stats,
     set_message_ref,
     set_training_consent,
     start_training_run,
+    training_exclusions,
 )
 
 __all__ = [
@@ -56,7 +60,9 @@ __all__ = [
     "FeedbackKind",
     "FeedbackSummary",
     "Generation",
+    "Lock",
     "Platform",
+    "RejectedOutput",
     "Room",
     "TrainingRun",
     "TrainingStatus",
@@ -77,10 +83,12 @@ __all__ = [
     "queries",
     "record_feedback",
     "record_generation",
+    "rejected_outputs",
     "room_stats",
     "session_scope",
     "set_message_ref",
     "set_training_consent",
     "start_training_run",
+    "training_exclusions",
     "upgrade",
 ]

@@ -1,4 +1,4 @@
-"""ORM models of the store: rooms, users, generations, feedback and training runs.
+"""ORM models of the store: rooms, users, generations, feedback, training runs and locks.
 
 Every timestamp is stored timezone-aware and always comes back in UTC, on SQLite
 (which keeps no offset) as on PostgreSQL. The schema itself is created by the
@@ -252,3 +252,23 @@ class TrainingRun(Base):
 
     def __repr__(self) -> str:
         return f"TrainingRun(id={self.id!r}, status={self.status!r})"
+
+
+class Lock(Base):
+    """A named lock shared by every process that reaches the store (e.g. "training").
+
+    A holder refreshes ``heartbeat_at`` while it works; a lock whose heartbeat is older
+    than the caller's staleness limit belongs to a dead process and may be taken over
+    (see ``bot.store.locks``).
+    """
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Who holds it, e.g. ``host:pid``: shown to whoever is refused.
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"Lock(name={self.name!r}, holder={self.holder!r})"

@@ -12,6 +12,16 @@ contributes nothing to training data, neither as requester nor as reviewer:
   one approval and more approvals than rejections (a contested scene is left out);
   an edit alone does not approve a scene;
 * its text is the latest edit by a consenting writer, or else the generated output.
+
+The same counting sorts out what is not an example (``rejected_outputs``,
+``training_exclusions``): with consenting writers' votes only, more rejections than
+approvals is *rejected*; as many approvals as rejections is *contested*; no vote at
+all but a regeneration or follow-up asked for by a consenting writer (a child
+generation, ``parent_id``) is *superseded*.
+
+Rooms: ``room`` is a Room row; ``room_ref`` is a room's platform id
+(``Room.external_id``, e.g. ``T1:C42``) on whichever platform has it, the name the
+adapter registry's serving pointer and the command line use for a room.
 """
 
 from __future__ import annotations
@@ -20,9 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import Select, and_, case, exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from .models import (
     FeedbackEvent,
@@ -101,6 +111,12 @@ def _get_or_create_named(session: Session, model: type[Room] | type[User], *, pl
         setattr(row, name_field, name)
         session.flush()
     return row
+
+
+def rooms_by_ref(session: Session, *, room_ref: str) -> list[Room]:
+    """Rooms whose platform id is ``room_ref``, on any platform, oldest first."""
+    query = select(Room).where(Room.external_id == room_ref).order_by(Room.id)
+    return list(session.scalars(query))
 
 
 def set_training_consent(session: Session, *, user: User, consent: bool) -> User:
@@ -242,6 +258,11 @@ def record_feedback(
     return _insert_or_fetch(session, event, existing)
 
 
+def feedback_by_delivery(session: Session, *, delivery_id: str) -> FeedbackEvent | None:
+    """The event stored under ``delivery_id``, if any (how redeliveries and re-imports are recognised)."""
+    return session.scalars(_by_delivery(delivery_id)).one_or_none()
+
+
 @dataclass(frozen=True)
 class FeedbackSummary:
     """What the room thinks of one generation."""
@@ -295,8 +316,20 @@ def _count(kind: FeedbackKind) -> Any:
     return func.coalesce(func.sum(case((FeedbackEvent.kind == kind, 1), else_=0)), 0)
 
 
-def approved_examples(session: Session, *, room: Room | None = None) -> list[ApprovedExample]:
-    """Approved scenes for training, oldest first, under the consent rule in the module doc."""
+def _in_room(query: Select[Any], *, room: Room | None, room_ref: str | None) -> Select[Any]:
+    if room is not None:
+        query = query.where(Generation.room_id == room.id)
+    if room_ref is not None:
+        query = query.where(Generation.room_id.in_(select(Room.id).where(Room.external_id == room_ref)))
+    return query
+
+
+def approved_examples(
+    session: Session, *, room: Room | None = None, room_ref: str | None = None
+) -> list[ApprovedExample]:
+    """Approved scenes for training, oldest first, under the consent rule in the module doc.
+
+    Each generation comes with its ``user`` and ``room`` loaded."""
     requester = select(User.id).where(
         User.id == Generation.user_id, User.training_consent.is_(True)
     )
@@ -308,8 +341,8 @@ def approved_examples(session: Session, *, room: Room | None = None) -> list[App
         .having(approvals > 0, approvals > rejections)
     )
     query = select(Generation).where(Generation.id.in_(votes), requester.exists())
-    if room is not None:
-        query = query.where(Generation.room_id == room.id)
+    query = _in_room(query, room=room, room_ref=room_ref)
+    query = query.options(selectinload(Generation.user), selectinload(Generation.room))
     generations = list(session.scalars(query.order_by(Generation.created_at, Generation.id)))
     if not generations:
         return []
@@ -328,6 +361,122 @@ def approved_examples(session: Session, *, room: Room | None = None) -> list[App
         if text is not None:
             latest_edit[generation_id] = text  # later rows overwrite earlier ones
     return [ApprovedExample(g, latest_edit.get(g.id, g.output)) for g in generations]
+
+
+class RejectedOutput(NamedTuple):
+    generation: Generation
+    #: "rejected" or "superseded" (see the module doc).
+    reason: str
+
+
+class _Tally(NamedTuple):
+    generation_id: int
+    requester_consents: bool
+    approvals: int  # every writer's
+    rejections: int
+    consenting_approvals: int  # consenting writers' only
+    consenting_rejections: int
+    superseded: bool  # a consenting writer asked for another version
+
+
+def _votes(*, consenting_only: bool) -> Any:
+    voter = User.id == FeedbackEvent.user_id
+    if consenting_only:
+        voter = and_(voter, User.training_consent.is_(True))
+    return (
+        select(
+            FeedbackEvent.generation_id.label("generation_id"),
+            _count(FeedbackKind.APPROVE).label("approvals"),
+            _count(FeedbackKind.REJECT).label("rejections"),
+        )
+        .join(User, voter)
+        .group_by(FeedbackEvent.generation_id)
+        .subquery()
+    )
+
+
+def _tallies(session: Session, *, room: Room | None, room_ref: str | None) -> list[_Tally]:
+    """Vote counts of every generation that has votes or a consenting writer's child."""
+    everyone, consenting = _votes(consenting_only=False), _votes(consenting_only=True)
+    child, child_user = aliased(Generation), aliased(User)
+    superseded = exists(
+        select(child.id)
+        .join(child_user, child_user.id == child.user_id)
+        .where(child.parent_id == Generation.id, child_user.training_consent.is_(True))
+    )
+    query = (
+        select(
+            Generation.id,
+            User.training_consent,
+            func.coalesce(everyone.c.approvals, 0),
+            func.coalesce(everyone.c.rejections, 0),
+            func.coalesce(consenting.c.approvals, 0),
+            func.coalesce(consenting.c.rejections, 0),
+            superseded,
+        )
+        .join(User, User.id == Generation.user_id)
+        .outerjoin(everyone, everyone.c.generation_id == Generation.id)
+        .outerjoin(consenting, consenting.c.generation_id == Generation.id)
+        .where(everyone.c.generation_id.is_not(None) | superseded)
+        .order_by(Generation.created_at, Generation.id)
+    )
+    rows = session.execute(_in_room(query, room=room, room_ref=room_ref))
+    return [_Tally(row[0], bool(row[1]), *(int(n) for n in row[2:6]), bool(row[6])) for row in rows]
+
+
+def _verdict(tally: _Tally) -> str | None:
+    """approved, rejected, contested, superseded or None, by the consent rule."""
+    if not tally.requester_consents:
+        return None
+    approvals, rejections = tally.consenting_approvals, tally.consenting_rejections
+    if approvals > rejections:
+        return "approved"
+    if rejections > approvals:
+        return "rejected"
+    if approvals:
+        return "contested"
+    return "superseded" if tally.superseded else None
+
+
+def rejected_outputs(
+    session: Session, *, room: Room | None = None, room_ref: str | None = None
+) -> list[RejectedOutput]:
+    """Rejected and superseded outputs (preference data), oldest first, under the consent rule.
+
+    Each generation comes with its ``user`` and ``room`` loaded."""
+    reasons = {
+        t.generation_id: verdict
+        for t in _tallies(session, room=room, room_ref=room_ref)
+        if (verdict := _verdict(t)) in ("rejected", "superseded")
+    }
+    if not reasons:
+        return []
+    query = (
+        select(Generation)
+        .where(Generation.id.in_(reasons))
+        .options(selectinload(Generation.user), selectinload(Generation.room))
+        .order_by(Generation.created_at, Generation.id)
+    )
+    return [RejectedOutput(g, reasons[g.id]) for g in session.scalars(query)]
+
+
+def training_exclusions(
+    session: Session, *, room: Room | None = None, room_ref: str | None = None
+) -> dict[str, int]:
+    """Scenes left out of training and why.
+
+    ``opted_out``: approved if every writer's votes counted, left out because of writers
+    who turned consent off (as requester or as voters); ``contested``: as many consenting
+    approvals as rejections.
+    """
+    counts = {"opted_out": 0, "contested": 0}
+    for tally in _tallies(session, room=room, room_ref=room_ref):
+        verdict = _verdict(tally)
+        if verdict == "contested":
+            counts["contested"] += 1
+        elif verdict != "approved" and tally.approvals > tally.rejections:
+            counts["opted_out"] += 1
+    return counts
 
 
 def room_stats(session: Session, *, room: Room) -> dict[str, int]:

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, inspect, text
 
 from bot.store import Base, current_revision, downgrade, head_revision, make_engine, upgrade
 
-TABLES = {"rooms", "users", "generations", "feedback_events", "training_runs"}
+TABLES = {"rooms", "users", "generations", "feedback_events", "training_runs", "locks"}
 
 
 def _tables(url: str) -> set[str]:
@@ -23,7 +23,7 @@ def _tables(url: str) -> set[str]:
 
 def test_upgrade_creates_schema_at_head(db_url: str) -> None:
     assert _tables(db_url) == TABLES
-    assert current_revision(db_url) == head_revision() == "0001"
+    assert current_revision(db_url) == head_revision() == "0002"
 
 
 def test_upgrade_twice_is_a_no_op(db_url: str) -> None:
@@ -39,6 +39,16 @@ def test_downgrade_to_base_and_up_again(db_url: str) -> None:
     finally:
         upgrade(db_url)  # the PostgreSQL database is shared by the whole session
     assert current_revision(db_url) == head_revision()
+    assert _tables(db_url) == TABLES
+
+
+def test_downgrade_to_0001_drops_only_the_locks(db_url: str) -> None:
+    try:
+        downgrade(db_url, "0001")
+        assert current_revision(db_url) == "0001"
+        assert _tables(db_url) == TABLES - {"locks"}
+    finally:
+        upgrade(db_url)
     assert _tables(db_url) == TABLES
 
 

@@ -1,0 +1,154 @@
+"""`writersroom adapters ...`: the adapter registry (HOME/adapters) from the command line.
+
+    writersroom adapters list [--json] [--room ROOM]
+    writersroom adapters promote VERSION [--room ROOM]
+    writersroom adapters rollback [--room ROOM] [--json]
+
+A room is its platform id (e.g. T1:C42), the name the serving pointer uses. Without
+--room, promote and rollback change the default: what every room without a version of
+its own is served. The backend picks a change up within backend.adapter_poll_s.
+Refusals (unknown version, nothing to roll back, a room's adapter promoted elsewhere)
+exit 2 with one line. backend.registry is standard library only: no torch is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from bot.settings import SettingsError, load_settings
+
+adapters_app = typer.Typer(help="List, promote and roll back LoRA adapter versions.", no_args_is_help=True)
+
+ROOM_OPTION_HELP = "A room's platform id (e.g. T1:C42); without it, the default for every room."
+BASE = "the base model"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"writersroom: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _registry() -> Path:
+    try:
+        return Path(load_settings().adapter_dir)
+    except SettingsError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+
+
+def _where(room: str | None) -> str:
+    return f"room {room}" if room is not None else "the default (every room without its own version)"
+
+
+@adapters_app.command("list")
+def list_command(as_json: bool = typer.Option(False, "--json", help="Print a JSON list, oldest first."),
+                 room: Optional[str] = typer.Option(None, "--room", help="Only versions this room may be served.")
+                 ) -> None:
+    """The versions in the registry and which of them are being served."""
+    from backend.registry import RegistryError, list_versions, serving
+
+    registry = _registry()
+    try:
+        pointer = serving(registry)
+    except RegistryError as exc:
+        _fail(str(exc))
+    versions = [v for v in list_versions(registry) if room is None or v.manifest.room in (None, room)]
+    rows = [_row(v, pointer, room) for v in versions]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo(f"No adapter versions{f' for room {room}' if room else ''} in {registry}: "
+                   f"{'that room is' if room else 'every room is'} served {BASE}. `writersroom train` adds one.")
+        return
+    typer.echo(_pointer_summary(pointer, room))
+    for row in rows:
+        typer.echo("")
+        typer.echo(_describe(row))
+
+
+def _row(version: Any, pointer: Any, room: str | None) -> dict[str, Any]:
+    manifest = version.manifest
+    row = {
+        "version": version.version,
+        "directory": str(version.path),
+        "base_model": manifest.base_model,
+        "created_at": manifest.created_at,
+        "example_count": manifest.example_count,
+        "data_hash": manifest.data_hash,
+        "metrics": manifest.metrics,
+        "trained_on_room": manifest.room,
+        "serving": {"default": pointer.default == version.version,
+                    "rooms": sorted(r for r, v in pointer.rooms.items() if v == version.version)},
+    }
+    if room is not None:
+        row["serving_room"] = pointer.version_for(room) == version.version
+    return row
+
+
+def _pointer_summary(pointer: Any, room: str | None) -> str:
+    if room is not None:
+        return f"Room {room} is served {pointer.version_for(room) or BASE}."
+    lines = [f"Default: {pointer.default or BASE}."]
+    lines += [f"Room {r}: {v}." for r, v in sorted(pointer.rooms.items())]
+    return "\n".join(lines)
+
+
+def _describe(row: dict[str, Any]) -> str:
+    serving = (["default"] if row["serving"]["default"] else []) + [f"room {r}" for r in row["serving"]["rooms"]]
+    head = row["version"] + (f"  (serving: {', '.join(serving)})" if serving else "")
+    details = [("directory", row["directory"]), ("base model", row["base_model"]), ("created", row["created_at"]),
+               ("examples", f"{row['example_count']}" + (f" (data {row['data_hash'][:12]})" if row["data_hash"] else "")),
+               ("metrics", _metrics(row["metrics"]))]
+    if row["trained_on_room"]:
+        details.append(("trained on", f"room {row['trained_on_room']} only"))
+    return "\n".join([head, *(f"    {label + ':':<12}{value}" for label, value in details)])
+
+
+def _metrics(metrics: dict[str, Any]) -> str:
+    if not metrics:
+        return "none recorded"
+    shown = [f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={json.dumps(value)}"
+             for name, value in sorted(metrics.items())]
+    return ", ".join(shown)
+
+
+@adapters_app.command("promote")
+def promote_command(version: str = typer.Argument(..., help="The version to serve (see `adapters list`)."),
+                    room: Optional[str] = typer.Option(None, "--room", help=ROOM_OPTION_HELP)) -> None:
+    """Serve VERSION by default, or to one room; `rollback` undoes it."""
+    from backend.registry import RegistryError, promote, serving
+
+    registry = _registry()
+    try:
+        current = serving(registry)
+        own = current.rooms.get(room) if room is not None else current.default
+        promote(registry, version, room=room)
+    except RegistryError as exc:
+        _fail(str(exc))
+    if own == version:
+        typer.echo(f"{_where(room)} is already served {version}; nothing changed")
+    else:
+        typer.echo(f"{_where(room)} is now served {version} (was {current.version_for(room) or BASE})")
+
+
+@adapters_app.command("rollback")
+def rollback_command(room: Optional[str] = typer.Option(None, "--room", help=ROOM_OPTION_HELP),
+                     as_json: bool = typer.Option(False, "--json", help="Print JSON: room, serving, was.")) -> None:
+    """Undo the latest promotion of the default (or of one room); repeat to go further back."""
+    from backend.registry import RegistryError, rollback, serving
+
+    registry = _registry()
+    try:
+        was = serving(registry).version_for(room)
+        now = rollback(registry, room=room).version_for(room)
+    except RegistryError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps({"room": room, "serving": now, "was": was}))
+    else:
+        typer.echo(f"{_where(room)} rolled back to {now or BASE} (was {was or BASE})")
