@@ -84,3 +84,14 @@ def test_prefill_and_continuation_are_joined_once():
     messages = build_messages(parse_dialogue_request("x"), [], exemplar_chars=100)
     assert with_prefill(messages, prefill)[-1] == {"role": "assistant", "content": prefill}
     assert with_prefill(messages, "") == messages
+
+
+def test_adapters_are_asked_without_the_worked_example():
+    from bot.core.prompting import build_messages, load_template, parse_dialogue_request
+
+    request = parse_dialogue_request("two sisters argue in a kitchen characters: June, Rose")
+    example = load_template()["example_scene"]
+    with_example = build_messages(request, [], exemplar_chars=600)
+    without = build_messages(request, [], exemplar_chars=600, worked_example=False)
+    assert any(m["content"] == example for m in with_example)
+    assert [m["role"] for m in without] == ["system", "user"] and "JUNE" in without[-1]["content"].upper()
