@@ -181,9 +181,9 @@ async def write_scene(services: CoreServices, invocation: Invocation, *, parent_
     if not result.text:
         raise GenerationError("The model returned an empty scene. Try Regenerate or rephrase the situation.")
     generation_id = await asyncio.to_thread(
-        _record, services, invocation, text=result.text, parameters={**parameters, **result.parameters()},
-        sources=exemplars, model=result.chosen.model or model, adapter=adapter, latency_ms=latency_ms,
-        parent_id=parent_id,
+        record_scene, services, invocation, prompt=invocation.text, text=result.text,
+        parameters={**parameters, **result.parameters()}, source_ids=[hit.scene_id for hit in exemplars],
+        model=result.chosen.model or model, adapter=adapter, latency_ms=latency_ms, parent_id=parent_id,
     )
     return Scene(generation_id, result.text, result.chosen.model or model, adapter, exemplars, latency_ms, request,
                  tuple(result.warnings), len(result.attempts), result.chosen.report.valid)
@@ -318,17 +318,19 @@ async def _exemplars(services: CoreServices, query: str) -> list[SceneHit]:
     return await services.search(query, k=count) if count else []
 
 
-def _record(services: CoreServices, invocation: Invocation, *, text: str, parameters: dict,
-            sources: list[SceneHit], model: str, adapter: str | None, latency_ms: int, parent_id: int | None) -> int:
+def record_scene(services: CoreServices, invocation: Invocation, *, prompt: str, text: str, parameters: dict,
+                 source_ids: list[str], model: str, adapter: str | None, latency_ms: int,
+                 parent_id: int | None) -> int:
+    """Store a generated scene (a /dialogue, a regeneration or a thread follow-up); its id."""
     with session_scope(services.sessions) as session:
         room = queries.get_or_create_room(session, platform=invocation.platform, external_id=invocation.room_id,
                                           name=invocation.room_name)
         user = queries.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
                                           display_name=invocation.user_name)
         generation = queries.record_generation(
-            session, room=room, user=user, prompt=invocation.text, parameters=parameters,
-            retrieved_scene_ids=[hit.scene_id for hit in sources], output=text, model=model, adapter=adapter,
-            latency_ms=latency_ms, thread_ref=invocation.thread_id, parent_id=parent_id,
+            session, room=room, user=user, prompt=prompt, parameters=parameters, retrieved_scene_ids=source_ids,
+            output=text, model=model, adapter=adapter, latency_ms=latency_ms, thread_ref=invocation.thread_id,
+            parent_id=parent_id,
         )
         session.flush()
         return generation.id
