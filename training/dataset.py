@@ -8,8 +8,8 @@ What counts as an example is the store's consent rule (``bot.store.queries``, mo
 doc): opted-out writers' scenes and votes are left out there, and edited text wins.
 Each example's ``messages`` are the chat messages the bot sent when it wrote the scene
 (``bot.core.prompting.build_messages`` over the same request and the same retrieved
-exemplars), followed by the approved text as the assistant's answer, so the adapter
-learns on exactly the prompt it will be served.
+exemplars, without the worked example, as adapters are served), followed by the approved
+text as the assistant's answer, so the adapter learns on exactly the prompt it will be served.
 
 Examples are identified by a content hash (normalised prompt and text): duplicates
 keep the newest, and the split is a pure function of the hash, so an example never
@@ -148,7 +148,8 @@ def _example(row: _Approved, exemplar_text: ExemplarLookup | None, exemplar_char
         request, prompt_messages = _follow_up_messages(row, exemplars, exemplar_chars)
     else:
         request = _request(row)
-        prompt_messages = build_messages(request, list(exemplars), exemplar_chars=exemplar_chars)
+        prompt_messages = build_messages(request, list(exemplars), exemplar_chars=exemplar_chars,
+                                         worked_example=False)
     return Example(
         prompt=row.prompt, text=row.text, messages=[*prompt_messages, {"role": "assistant", "content": row.text}],
         characters=request.characters, room=row.room, author=row.author, generation_id=row.generation_id,
@@ -164,7 +165,7 @@ def _follow_up_messages(row: _Approved, exemplars: list, exemplar_chars: int) ->
 
     direction = str(row.parameters["follow_up"])
     request = merged_request(row.parent_prompt or "", direction)
-    messages = build_messages(request, list(exemplars), exemplar_chars=exemplar_chars)
+    messages = build_messages(request, list(exemplars), exemplar_chars=exemplar_chars, worked_example=False)
     messages += [{"role": "assistant", "content": row.parent_output or ""},
                  {"role": "user", "content": NOTE.format(direction=direction)}]
     return request, messages

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import or_, select
 
 from bot.core.commands import COMMANDS, refusal
-from bot.core.dialogue import Scene, generate_scene, scene_reply
+from bot.core.dialogue import Scene, generate_scene, record_scene, scene_reply
 from bot.core.llm_client import GenerationError
 from bot.core.prompting import DialogueRequest, build_messages, parse_dialogue_request
 from bot.core.ratelimit_reply import rate_limited
@@ -138,7 +138,10 @@ async def _write_follow_up(services: CoreServices, invocation: Invocation, paren
     note = parse_dialogue_request(direction).situation or direction
     count = settings.exemplars
     exemplars = await services.search(f"{request.situation} {note}", k=count) if count else []
-    messages = build_messages(request, exemplars, exemplar_chars=settings.exemplar_chars)
+    model, adapter = await services.model_for(invocation.room_id)
+    # the same prompt shape as write_scene: an adapter is asked without the worked example
+    messages = build_messages(request, exemplars, exemplar_chars=settings.exemplar_chars,
+                              worked_example=adapter is None)
     messages += [{"role": "assistant", "content": parent.output},
                  {"role": "user", "content": NOTE.format(direction=direction)}]
     sampling = {
@@ -148,7 +151,6 @@ async def _write_follow_up(services: CoreServices, invocation: Invocation, paren
         "no_repeat_ngram_size": settings.no_repeat_ngram_size,
         "max_tokens": settings.max_tokens,
     }
-    model, adapter = await services.model_for(invocation.room_id)
     started = time.perf_counter()
     result = await generate_scene(services.chat, model=model, request=request, messages=messages, sampling=sampling,
                                   exemplars=exemplars, search=services.search, max_attempts=settings.max_attempts,
@@ -161,7 +163,7 @@ async def _write_follow_up(services: CoreServices, invocation: Invocation, paren
     stored = replace(request, situation=f"{request.situation}. Then: {note}")
     chosen_model = result.chosen.model or model
     generation_id = await asyncio.to_thread(
-        _record, services, invocation, prompt=prompt_text(stored), text=result.text,
+        record_scene, services, invocation, prompt=prompt_text(stored), text=result.text,
         parameters={**sampling, **result.parameters(), "follow_up": direction},
         source_ids=[hit.scene_id for hit in exemplars], model=chosen_model, adapter=adapter,
         latency_ms=latency_ms, parent_id=parent.generation_id)
@@ -174,19 +176,3 @@ def _load_parent(services: CoreServices, generation_id: int) -> Parent | None:
     with session_scope(services.sessions) as session:
         generation = queries.get_generation(session, generation_id=generation_id)
         return Parent(generation.id, generation.prompt, generation.output) if generation else None
-
-
-def _record(services: CoreServices, invocation: Invocation, *, prompt: str, text: str, parameters: dict,
-            source_ids: list[str], model: str, adapter: str | None, latency_ms: int, parent_id: int) -> int:
-    with session_scope(services.sessions) as session:
-        room = queries.get_or_create_room(session, platform=invocation.platform, external_id=invocation.room_id,
-                                          name=invocation.room_name)
-        user = queries.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
-                                          display_name=invocation.user_name)
-        generation = queries.record_generation(
-            session, room=room, user=user, prompt=prompt, parameters=parameters, retrieved_scene_ids=source_ids,
-            output=text, model=model, adapter=adapter, latency_ms=latency_ms, thread_ref=invocation.thread_id,
-            parent_id=parent_id,
-        )
-        session.flush()
-        return generation.id

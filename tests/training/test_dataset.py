@@ -73,7 +73,7 @@ def test_an_approved_scene_is_an_example_with_the_serving_prompt(room: Room) -> 
     assert (example.prompt, example.text, example.generation_id) == (PROMPT, SCENE, generation_id)
     assert example.characters == ("MAYA", "COLE")
     assert (example.room, example.author) == ("T1:C1", "ana")
-    served = build_messages(parse_dialogue_request(PROMPT), [], exemplar_chars=600)
+    served = build_messages(parse_dialogue_request(PROMPT), [], exemplar_chars=600, worked_example=False)  # as adapters are served
     assert example.messages == [*served, {"role": "assistant", "content": SCENE}]
     assert data.size == 1 and data.excluded == {"opted_out": 0, "contested": 0, "duplicates": 0}
 
@@ -94,7 +94,7 @@ def test_the_retrieved_exemplars_are_in_the_prompt_as_served(room: Room) -> None
     assert "From Casablanca:" in example.messages[-2]["content"]
     assert "Of all the gin joints." in example.messages[-2]["content"]
     assert example.messages[:-1] == build_messages(parse_dialogue_request(PROMPT), [library["casablanca#12"]],
-                                                   exemplar_chars=300)
+                                                   exemplar_chars=300, worked_example=False)
 
 
 def test_the_latest_consenting_edit_is_the_text_learnt(room: Room) -> None:
