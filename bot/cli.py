@@ -50,6 +50,7 @@ from bot.cli_analysis import recommend_command, style_command  # noqa: E402
 from bot.cli_eval import eval_app  # noqa: E402
 from bot.cli_feedback import feedback_app  # noqa: E402
 from bot.cli_index import index_app  # noqa: E402
+from bot.cli_training import train_command, trainer_command  # noqa: E402
 
 app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
@@ -58,6 +59,8 @@ app.add_typer(adapters_app, name="adapters")
 
 app.command("style")(style_command)
 app.command("recommend")(recommend_command)
+app.command("train")(train_command)
+app.command("trainer")(trainer_command)
 
 
 class _State:

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import typer
 
-from bot.settings import SettingsError, load_settings
+from bot.cli_common import fail, settings_or_exit
 
 adapters_app = typer.Typer(help="List, promote and roll back LoRA adapter versions.", no_args_is_help=True)
 
@@ -27,17 +27,12 @@ ROOM_OPTION_HELP = "A room's platform id (e.g. T1:C42); without it, the default 
 BASE = "the base model"
 
 
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"writersroom: {message}", err=True)
-    raise typer.Exit(code)
+def _fail(message: str) -> None:
+    fail(message, code=2)
 
 
 def _registry() -> Path:
-    try:
-        return Path(load_settings().adapter_dir)
-    except SettingsError as exc:
-        _fail(str(exc))
-        raise  # unreachable: _fail exits
+    return Path(settings_or_exit().adapter_dir)
 
 
 def _where(room: str | None) -> str:

@@ -19,24 +19,13 @@ from typing import Optional
 
 import typer
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.cli_common import fail as _fail
+from bot.cli_common import settings_or_exit as _settings
+from bot.settings import Settings
 
 feedback_app = typer.Typer(help="Import and export approved scenes (JSONL) for training.", no_args_is_help=True)
 
 ROOM_HELP = "A room's platform id (e.g. T1:C42, local:terminal), as `adapters promote --room` takes it."
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"writersroom: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc), code=2)
-        raise  # unreachable: _fail exits
 
 
 def _sessions(settings: Settings, *, read_only: bool = False):

@@ -273,8 +273,13 @@ class TrainingSettings(_Section):
     min_examples: int = Field(default=20, ge=2, description="Fewer approved examples than this: no run, a clear message.")
     promote_margin: float = Field(
         default=0.02, ge=0.0, le=1.0,
-        description="Relative perplexity gain over the serving adapter a candidate needs to be promoted; its "
-        "Fountain validity may not fall by more than this either.",
+        description="Relative perplexity gain over what serves (adapter or base model) a candidate needs, on the "
+        "validation split and on the corpus screenplay set, to be promoted.",
+    )
+    validity_tolerance: float = Field(
+        default=0.125, ge=0.0, le=1.0,
+        description="How far a candidate's share of valid sampled scenes may fall below what serves and still be "
+        "promoted (0.125: 2 of 16 samples, the noise of a small sample).",
     )
     eval_generations: int = Field(default=16, ge=0, le=1000, description="Scenes sampled per model to measure Fountain validity.")
     eval_screenplay_scenes: int = Field(
@@ -285,6 +290,12 @@ class TrainingSettings(_Section):
     poll_s: float = Field(default=60.0, gt=0, description="How often `writersroom trainer` counts new approvals.")
     lock_stale_s: float = Field(
         default=120.0, gt=0, description="A training lock not refreshed for this long belongs to a dead process."
+    )
+    announce_slack_channel: str = Field(
+        default="", description="Slack channel id where promotions (with the report plot) and failures are posted."
+    )
+    announce_discord_channel: str = Field(
+        default="", description="Discord channel id where promotions (with the report plot) and failures are posted."
     )
 
 

@@ -185,6 +185,10 @@ def train_adapter(train_chats: Sequence[Sequence[dict[str, str]]],
                       eval_dataset=_ListDataset(validation) if validation else None,
                       data_collator=lambda batch: pad_batch(batch, tokenizer.pad_token_id),
                       callbacks=[Progress()])
+    if not progress:  # without bars Trainer prints every log dict instead; quiet means quiet
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     resume = complete_checkpoints(checkpoints)
     resumed_from = str(resume[-1]) if resume else None
     if resumed_from:

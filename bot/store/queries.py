@@ -547,3 +547,36 @@ def finish_training_run(
         run.notes = notes
     session.flush()
     return run
+
+
+def interrupt_running_runs(session: Session, *, note: str) -> list[TrainingRun]:
+    """Close every run still marked running as failed. Call it only while holding the
+    training lock: a run can be running only under the lock, so these died mid-way."""
+    runs = list(session.scalars(select(TrainingRun).where(TrainingRun.status == TrainingStatus.RUNNING)))
+    for run in runs:
+        run.status = TrainingStatus.FAILED
+        run.finished_at = utcnow()
+        run.notes = f"{run.notes}; {note}" if run.notes else note
+    session.flush()
+    return runs
+
+
+def latest_training_run(session: Session) -> TrainingRun | None:
+    return session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1)).first()
+
+
+def training_runs(session: Session, *, limit: int = 20) -> list[TrainingRun]:
+    """The newest runs first."""
+    return list(session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)))
+
+
+def approvals_since(session: Session, *, since: Any | None, room_ref: str | None = None) -> int:
+    """Approvals and edits recorded after ``since`` (all of them when None): what the
+    trainer's threshold counts. Votes, not examples: cheap to count every minute."""
+    query = (select(func.count(FeedbackEvent.id)).join(Generation, FeedbackEvent.generation_id == Generation.id)
+             .where(FeedbackEvent.kind.in_([FeedbackKind.APPROVE, FeedbackKind.EDIT])))
+    if since is not None:
+        query = query.where(FeedbackEvent.created_at > since)
+    if room_ref is not None:
+        query = query.join(Room, Generation.room_id == Room.id).where(Room.external_id == room_ref)
+    return int(session.scalar(query) or 0)

@@ -11,11 +11,13 @@ The unmodified discord.py client talks to it exactly as it talks to Discord:
       POST /interactions/{id}/{token}/callback     acknowledgements (defer = type 5, modal = 9)
       POST /webhooks/{app}/{token}                 followups (JSON or multipart with files)
       PATCH/GET /webhooks/{app}/{token}/messages/{id}
+      GET  /channels/{id}                          a guild text channel (404 unless in `text_channels`)
+      POST /channels/{id}/messages                 plain bot messages (JSON or multipart with files)
     Gateway (websocket at /gateway)
       -> op 10 HELLO; <- op 2 IDENTIFY; -> READY; <- op 1 heartbeat; -> op 11 ACK
       -> INTERACTION_CREATE, sent by `command()`, `click()` and `submit_modal()`
 
-Everything the bot sends is kept (`callbacks`, `followups`, `commands`, `unhandled`)
+Everything the bot sends is kept (`callbacks`, `followups`, `channel_posts`, `commands`, `unhandled`)
 for the tests to inspect. Only what the writersroom bot needs is emulated.
 """
 
@@ -57,6 +59,16 @@ class Followup:
 
 
 @dataclass
+class ChannelPost:
+    """A message the bot sent to a channel itself (not as an interaction response)."""
+
+    channel_id: int
+    payload: dict[str, Any]  # the JSON the bot sent (payload_json for multipart)
+    files: dict[str, bytes]  # filename -> content
+    message: dict[str, Any]  # the message object answered
+
+
+@dataclass
 class DiscordEmulator:
     application_id: int = 900_000_000_000_000_001
     bot_user_id: int = 900_000_000_000_000_001
@@ -67,6 +79,7 @@ class DiscordEmulator:
         "avatar": None})
     callbacks: list[Callback] = field(default_factory=list)
     followups: list[Followup] = field(default_factory=list)
+    channel_posts: list[ChannelPost] = field(default_factory=list)
     commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "global" or guild id -> commands
     unhandled: list[str] = field(default_factory=list)
     identifies: int = 0
@@ -79,6 +92,7 @@ class DiscordEmulator:
         self._changed = asyncio.Condition()
         self._seq = 0
         self.messages: dict[int, dict[str, Any]] = {}
+        self.text_channels: set[int] = {self.channel_id}  # add ids to make more channels exist
         self.port = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -96,6 +110,8 @@ class DiscordEmulator:
         app.router.add_post(f"{api}/webhooks/{{app}}/{{token}}", self._followup)
         app.router.add_patch(f"{api}/webhooks/{{app}}/{{token}}/messages/{{message}}", self._edit_message)
         app.router.add_get(f"{api}/webhooks/{{app}}/{{token}}/messages/{{message}}", self._get_message)
+        app.router.add_get(f"{api}/channels/{{channel}}", self._get_channel)
+        app.router.add_post(f"{api}/channels/{{channel}}/messages", self._post_channel_message)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/{tail:.*}", self._unhandled)
         self._runner = web.AppRunner(app)
@@ -204,11 +220,36 @@ class DiscordEmulator:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
         return _json(message)
 
+    def _known_channel(self, request: web.Request) -> int | None:
+        key = request.match_info["channel"]
+        return int(key) if key.isdigit() and int(key) in self.text_channels else None
+
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        channel_id = self._known_channel(request)
+        if channel_id is None:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        return _json(self._channel(channel_id))
+
+    async def _post_channel_message(self, request: web.Request) -> web.Response:
+        channel_id = self._known_channel(request)
+        if channel_id is None:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        payload, files = await _json_or_multipart(request)
+        message = self._message(payload, files, channel_id=channel_id)
+        async with self._changed:
+            self.messages[int(message["id"])] = message
+            self.channel_posts.append(ChannelPost(channel_id, payload, files, message))
+            self._changed.notify_all()
+        return _json(message)
+
     async def _unhandled(self, request: web.Request) -> web.Response:
         self.unhandled.append(f"{request.method} {request.path}")
         return _json({"message": "404: Not Found (emulator)", "code": 0}, status=404)
 
-    def _message(self, payload: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+    def _message(self, payload: dict[str, Any], files: dict[str, bytes], *,
+                 channel_id: int | None = None) -> dict[str, Any]:
+        """The message object Discord answers: an interaction response in the room's channel by
+        default, or (with `channel_id`) the bot's own message in that channel, which has no webhook id."""
         message_id = self.new_id()
         attachments = [
             {"id": str(self.new_id()), "filename": name, "size": len(content),
@@ -216,14 +257,23 @@ class DiscordEmulator:
              "proxy_url": f"http://127.0.0.1:{self.port}/attachments/{message_id}/{name}"}
             for name, content in files.items()
         ]
-        return {
-            "id": str(message_id), "type": 0, "channel_id": str(self.channel_id), "guild_id": str(self.guild_id),
+        message = {
+            "id": str(message_id), "type": 0, "channel_id": str(channel_id or self.channel_id),
+            "guild_id": str(self.guild_id),
             "author": self._bot_user(), "content": payload.get("content") or "", "timestamp": _iso_now(),
             "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
             "mention_roles": [], "attachments": attachments, "embeds": payload.get("embeds") or [],
             "components": payload.get("components") or [], "pinned": False, "flags": payload.get("flags") or 0,
             "webhook_id": str(self.application_id), "application_id": str(self.application_id),
         }
+        if channel_id is not None:
+            del message["webhook_id"], message["application_id"]
+        return message
+
+    def _channel(self, channel_id: int) -> dict[str, Any]:
+        """A guild text channel object (type 0)."""
+        return {"id": str(channel_id), "type": 0, "guild_id": str(self.guild_id), "name": "writers-room",
+                "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None}
 
     # -- gateway -------------------------------------------------------------------------------
 
@@ -279,9 +329,7 @@ class DiscordEmulator:
             "id": str(interaction_id), "application_id": str(self.application_id), "type": type_,
             "token": f"token-{interaction_id}", "version": 1, "data": data,
             "guild_id": str(self.guild_id), "channel_id": str(self.channel_id),
-            "channel": {"id": str(self.channel_id), "type": 0, "guild_id": str(self.guild_id),
-                        "name": "writers-room", "position": 0, "permission_overwrites": [], "nsfw": False,
-                        "parent_id": None},
+            "channel": self._channel(self.channel_id),
             "member": {"user": dict(self.user), "roles": [], "joined_at": "2024-01-01T00:00:00+00:00",
                        "deaf": False, "mute": False, "flags": 0, "permissions": PERMISSIONS_ALL, "nick": None},
             "app_permissions": PERMISSIONS_ALL, "locale": "en-US", "guild_locale": "en-US", "entitlements": [],

@@ -1,0 +1,291 @@
+"""One training run from start to finish: the approved scenes in, an adapter version out.
+
+    result = run_training(settings, trigger="manual")       # `writersroom train --now`
+    print(result.as_json())
+
+Order, and why it is safe to SIGKILL at any point:
+
+1. take the store's training lock (one run at a time across processes and hosts), and
+   close runs a dead process left marked running;
+2. build the dataset (consent rule, dedupe, split by content hash); too few examples:
+   NotEnoughExamples, with a message that says what to do, and no run;
+3. record the run (status running) and train in a work directory keyed by the data and
+   the settings, so a run killed mid-way is resumed from its last complete checkpoint;
+4. evaluate the candidate against what serves (training.evaluate) and write the report;
+5. publish the candidate as a new immutable registry version (atomic rename) whatever
+   the verdict: a worse candidate is kept, not promoted, and the report says why;
+6. promote it by the atomic pointer swap when the gate passed and the lock was never lost
+   (the backend's watcher then serves it under its own name, no restart);
+7. record the outcome and announce it in chat.
+
+A kill before 5 leaves the registry as it was; between 5 and 6 an extra unpromoted
+version; between 6 and 7 a promoted version whose run row still says running, which
+the next run closes as interrupted. The serving pointer is never half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Phase = Callable[[str], None]
+
+
+class NotEnoughExamples(Exception):
+    """Too few approved examples to train on; the message says how many and what to do."""
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    status: str  # succeeded (promoted) | rejected (kept, not promoted) | failed
+    trigger: str
+    examples: int = 0
+    train_examples: int = 0
+    validation_examples: int = 0
+    version: str | None = None
+    promoted: bool = False
+    room: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    report_png: Path | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "status": self.status, "trigger": self.trigger, "examples": self.examples,
+                "train_examples": self.train_examples, "validation_examples": self.validation_examples,
+                "version": self.version, "promoted": self.promoted, "room": self.room, "why": self.reasons,
+                "metrics": self.metrics, "report_png": str(self.report_png) if self.report_png else None,
+                "seconds": round(self.seconds, 1), "error": self.error}
+
+    def summary(self) -> str:
+        """A few lines for a terminal or a chat message."""
+        head = {"succeeded": f"run {self.run_id}: adapter {self.version} promoted",
+                "rejected": f"run {self.run_id}: adapter {self.version} kept, not promoted",
+                "failed": f"run {self.run_id} failed: {self.error}"}[self.status]
+        where = f" for room {self.room}" if self.room else ""
+        lines = [head + where, f"{self.examples} approved scenes ({self.train_examples} train, "
+                               f"{self.validation_examples} validation), {self.seconds / 60:.1f} min"]
+        lines += [f"- {reason}" for reason in self.reasons]
+        if self.report_png:
+            lines.append(f"report: {self.report_png}")
+        return "\n".join(lines)
+
+
+def _sessions(settings: Settings):
+    from bot.store.db import make_engine, make_session_factory, upgrade
+
+    upgrade(settings.database_url)
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def base_model(settings: Settings) -> tuple[Path, str]:
+    """The base model's directory and the name the backend serves it under."""
+    from backend.provision import GENERATOR_NAME, resolve_model
+    from backend.serve import model_name
+
+    path = resolve_model(settings.model.generator, default_name=GENERATOR_NAME, cache_dir=settings.model_cache_dir)
+    return Path(path), model_name(settings)
+
+
+def training_settings_json(settings: Settings) -> dict[str, Any]:
+    """The settings that shape the adapter (not the schedule or chat channels): the manifest's."""
+    keep = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "top_layers", "learning_rate", "epochs",
+            "max_steps", "max_seq_len", "batch_size", "grad_accum", "seed", "validation_share")
+    dumped = settings.training.model_dump()
+    return {key: dumped[key] for key in keep}
+
+
+def work_dir_for(settings: Settings, *, data_hash: str, base_name: str, room: str | None) -> Path:
+    """Same data, settings and base model: the same directory, so a killed run resumes."""
+    key = json.dumps([data_hash, base_name, room, training_settings_json(settings)], sort_keys=True)
+    return settings.home / "training" / "work" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _print_phase(text: str) -> None:
+    log.info("training: %s", text)
+
+
+def run_training(settings: Settings, *, trigger: str = "manual", room: str | None = None,
+                 progress: bool = True, phase: Phase = _print_phase, announce: bool = True,
+                 sessions: Any = None) -> RunResult:
+    """Run once; raises TrainingBusy (another process trains) or NotEnoughExamples (no run)."""
+    from training.lock import default_holder, training_lock
+
+    sessions = sessions or _sessions(settings)
+    with training_lock(sessions, holder=default_holder(), stale_after_s=settings.training.lock_stale_s) as held:
+        _close_interrupted(sessions, phase)
+        return _run_locked(settings, sessions, held, trigger=trigger, room=room, progress=progress, phase=phase,
+                           announce=announce)
+
+
+def _close_interrupted(sessions: Any, phase: Phase) -> None:
+    from bot.store.db import session_scope
+    from bot.store.queries import interrupt_running_runs
+
+    with session_scope(sessions) as session:
+        closed = interrupt_running_runs(session, note="interrupted: the process ended before the run finished "
+                                                      "(its adapter, if published, is in `writersroom adapters list`)")
+        for run in closed:
+            phase(f"run {run.id} was interrupted earlier; marked failed")
+
+
+def _run_locked(settings: Settings, sessions: Any, held: Any, *, trigger: str, room: str | None, progress: bool,
+                phase: Phase, announce: bool) -> RunResult:
+    from bot.store.db import session_scope
+    from bot.store.queries import start_training_run
+    from training.dataset import build_dataset
+
+    phase("building the dataset")
+    data = build_dataset(sessions, validation_share=settings.training.validation_share, room=room,
+                         exemplar_chars=settings.generation.exemplar_chars)
+    needed = settings.training.min_examples
+    if data.size < needed:
+        where = f" in room {room}" if room else ""
+        raise NotEnoughExamples(
+            f"{data.size} approved scene(s){where}; training needs at least {needed} (training.min_examples). "
+            "Approve more scenes in chat, or import a room's past pages with `writersroom feedback import FILE`.")
+    model_dir, base_name = base_model(settings)
+    with session_scope(sessions) as session:
+        run = start_training_run(session, base_model=base_name, dataset_hash=data.data_hash,
+                                 example_count=data.size)
+        run.notes = f"trigger: {trigger}" + (f"; room {room}" if room else "")
+        run_id = run.id
+    result = RunResult(run_id=run_id, status="failed", trigger=trigger, examples=data.size,
+                       train_examples=len(data.train), validation_examples=len(data.validation), room=room)
+    started = time.perf_counter()
+    try:
+        _train_evaluate_publish(settings, data, result, held, model_dir=model_dir, base_name=base_name,
+                                progress=progress, phase=phase)
+    except Exception as exc:
+        result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        log.exception("training run %s failed", run_id)
+    result.seconds = time.perf_counter() - started
+    phase("recording the outcome")
+    _record(sessions, result)
+    if announce:
+        _announce(settings, result)
+    phase(f"done: {result.status}")
+    return result
+
+
+def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, held: Any, *, model_dir: Path,
+                            base_name: str, progress: bool, phase: Phase) -> None:
+    from backend import registry
+    from training.trainer import train_adapter
+
+    t = settings.training
+    work_dir = work_dir_for(settings, data_hash=data.data_hash, base_name=base_name, room=result.room)
+    phase(f"training on {len(data.train)} examples in {work_dir}")
+    outcome = train_adapter([e.messages for e in data.train], [e.messages for e in data.validation],
+                            base_model_dir=model_dir, work_dir=work_dir, settings=t, device=settings.model.device,
+                            progress=progress)
+    phase("evaluating the candidate against what serves")
+    candidate, serving, verdict, serving_label = _evaluate(settings, data, outcome, model_dir=model_dir,
+                                                           base_name=base_name, work_dir=work_dir, room=result.room)
+    version = f"r{result.run_id:04d}-{data.data_hash[:8]}"
+    result.version = version
+    result.reasons = list(verdict.reasons)
+    run_dir = settings.home / "training" / "runs" / f"run-{result.run_id:04d}"
+    from training.report import write_report
+
+    _, png = write_report(run_dir, title=f"training run {result.run_id} ({version})", losses=outcome.losses,
+                          eval_losses=outcome.eval_losses, candidate=candidate, serving=serving, verdict=verdict,
+                          extra={"training": outcome.as_json(), "run_id": result.run_id, "version": version})
+    result.report_png = png
+    result.metrics = {"candidate": candidate.as_json(), "serving": serving.as_json(), "verdict": verdict.as_json(),
+                      "training": {k: v for k, v in outcome.as_json().items() if k not in ("losses", "eval_losses")},
+                      "report_png": str(png)}
+    phase(f"publishing {version} to the registry")
+    registry.write_adapter_version(
+        settings.adapter_dir, version, source=outcome.adapter_dir, base_model=base_name,
+        training=training_settings_json(settings), data_hash=data.data_hash, example_count=data.size,
+        metrics={"candidate": candidate.as_json(), "serving": serving.as_json(), "promote": verdict.promote,
+                 "reasons": verdict.reasons, "run_id": result.run_id, "report_png": str(png)},
+        room=result.room)
+    promote = verdict.promote
+    if promote and held.lost.is_set():
+        promote = False
+        result.reasons.append("the training lock was taken over while this run was paused; not promoted")
+    if promote:
+        phase(f"promoting {version}" + (f" for room {result.room}" if result.room else ""))
+        registry.promote(settings.adapter_dir, version, room=result.room)
+    result.promoted = promote
+    result.status = "succeeded" if promote else "rejected"
+    shutil.rmtree(work_dir, ignore_errors=True)  # published: the checkpoints are no longer needed
+
+
+def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, base_name: str, work_dir: Path,
+              room: str | None) -> tuple[Any, Any, Any, str]:
+    from backend import registry
+    from bot.core.prompting import build_messages, parse_dialogue_request
+    from training.eval_prompts import PROMPTS
+    from training.evaluate import EvalSetup, decide, evaluate_models
+
+    t, g = settings.training, settings.generation
+    serving_version = registry.serving(settings.adapter_dir).version_for(room)
+    serving_dir = None
+    if serving_version:
+        try:
+            serving_dir = registry.get_version(settings.adapter_dir, serving_version).path
+        except registry.RegistryError:
+            log.warning("the serving version %s is not in the registry; comparing against the base model",
+                        serving_version)
+            serving_version = None
+    screenplay_chats = []
+    for scene in _heldout(t.eval_screenplay_scenes):
+        messages = build_messages(parse_dialogue_request(scene.prompt), [], exemplar_chars=g.exemplar_chars,
+                                  worked_example=False)
+        screenplay_chats.append([*messages, {"role": "assistant", "content": scene.text}])
+    setup = EvalSetup(
+        base_model_dir=model_dir, base_name=base_name, candidate_dir=outcome.adapter_dir, serving_dir=serving_dir,
+        serving_label=serving_version or "base model",
+        validation_chats=[e.messages for e in data.validation], screenplay_chats=screenplay_chats,
+        prompts=list(PROMPTS[: t.eval_generations]),
+        sampling={"temperature": g.temperature, "top_p": g.top_p, "repetition_penalty": g.repetition_penalty,
+                  "no_repeat_ngram_size": g.no_repeat_ngram_size, "max_tokens": g.max_tokens},
+        work_dir=work_dir, max_seq_len=t.max_seq_len, seed=t.seed, device=settings.model.device,
+        exemplar_chars=g.exemplar_chars)
+    candidate, serving = evaluate_models(setup)
+    verdict = decide(candidate, serving, margin=t.promote_margin, validity_tolerance=t.validity_tolerance)
+    return candidate, serving, verdict, setup.serving_label
+
+
+def _heldout(limit: int) -> list:
+    if not limit:
+        return []
+    from training.corpus_scenes import heldout_scenes
+
+    return heldout_scenes(limit)
+
+
+def _record(sessions: Any, result: RunResult) -> None:
+    from bot.store.db import session_scope
+    from bot.store.queries import finish_training_run
+
+    notes = "; ".join(result.reasons) if result.status != "failed" else result.error
+    with session_scope(sessions) as session:
+        finish_training_run(session, run_id=result.run_id, status=result.status, adapter_version=result.version,
+                            metrics={**result.metrics, "trigger": result.trigger, "room": result.room,
+                                     "seconds": round(result.seconds, 1), "promoted": result.promoted},
+                            notes=notes)
+
+
+def _announce(settings: Settings, result: RunResult) -> None:
+    from training.announce import RunAnnouncement, announce
+
+    kind = {"succeeded": "promoted", "rejected": "kept", "failed": "failed"}[result.status]
+    announce(settings, RunAnnouncement(kind=kind, summary=result.summary(), run_id=result.run_id,
+                                       version=result.version, room=result.room, report_png=result.report_png))

@@ -1,0 +1,116 @@
+"""`writersroom trainer`: run training on a cron expression and whenever enough new approvals arrive.
+
+APScheduler drives two jobs in one process:
+
+- **cron** (`training.schedule`, UTC): a run at the set times, e.g. nightly;
+- **threshold**: every `training.poll_s` seconds, count approvals and edits recorded since
+  the last run started (``bot.store.queries.approvals_since``); at `training.threshold`
+  or more, run now.
+
+Both call the same `attempt()`, which runs at most one training at a time in this process
+(a run that is due while another is going is skipped, not queued: the next poll sees the
+approvals again) and, through the store lock in training.run, across processes. Too few
+examples or another process training is logged and waited out, not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Trainer:
+    """The decision of when to train; `run` is training.run.run_training (a parameter for tests)."""
+
+    def __init__(self, settings: Settings, *, sessions: Any = None, run: Callable[..., Any] | None = None,
+                 on_result: Callable[[Any], None] | None = None) -> None:
+        from training.run import _sessions, run_training
+
+        self.settings = settings
+        self.sessions = sessions or _sessions(settings)
+        self._run = run or run_training
+        self._on_result = on_result or (lambda result: None)
+        self._busy = threading.Lock()
+
+    def new_approvals(self) -> int:
+        from bot.store.db import session_scope
+        from bot.store.queries import approvals_since, latest_training_run
+
+        with session_scope(self.sessions) as session:
+            last = latest_training_run(session)
+            since = (last.started_at or last.created_at) if last is not None else None
+            return approvals_since(session, since=since)
+
+    def check_threshold(self) -> Any:
+        """The threshold job: run when enough approvals arrived since the last run."""
+        count = self.new_approvals()
+        if count < self.settings.training.threshold:
+            log.debug("%d new approval(s); the threshold is %d", count, self.settings.training.threshold)
+            return None
+        return self.attempt(f"threshold: {count} new approvals")
+
+    def attempt(self, trigger: str) -> Any:
+        """One run unless one is going; returns its RunResult, or None when none ran."""
+        from training.lock import TrainingBusy
+        from training.run import NotEnoughExamples
+
+        if not self._busy.acquire(blocking=False):
+            log.info("%s: a run is already going in this process; skipped", trigger)
+            return None
+        try:
+            log.info("training run starting (%s)", trigger)
+            result = self._run(self.settings, trigger=trigger, sessions=self.sessions, progress=False)
+        except TrainingBusy as exc:
+            log.info("%s: %s; skipped", trigger, exc)
+            return None
+        except NotEnoughExamples as exc:
+            log.info("%s: %s", trigger, exc)
+            return None
+        finally:
+            self._busy.release()
+        log.info("%s", result.summary())
+        self._on_result(result)
+        return result
+
+
+def run_forever(settings: Settings, *, stop: threading.Event | None = None) -> None:
+    """Block, running the cron and threshold jobs until `stop` is set (or SIGINT/SIGTERM)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.cron import CronTrigger
+
+    stop = stop or threading.Event()
+    trainer = Trainer(settings)
+    t = settings.training
+    cron = CronTrigger.from_crontab(t.schedule, timezone="UTC")
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+                                                                  "misfire_grace_time": 3600})
+    scheduler.add_job(trainer.attempt, cron, args=[f"schedule {t.schedule}"], id="cron")
+    # The first check at once: approvals that piled up while the trainer was down count.
+    scheduler.add_job(trainer.check_threshold, "interval", seconds=t.poll_s, id="threshold",
+                      next_run_time=_now())
+    scheduler.start()
+    log.info("trainer running: schedule %r (UTC), threshold %d new approvals, checked every %.0f s",
+             t.schedule, t.threshold, t.poll_s)
+    try:
+        stop.wait()
+    finally:
+        scheduler.shutdown(wait=True)  # lets a run in progress finish its step cleanly
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+def check_schedule(expression: str) -> None:
+    """Raise ValueError naming the problem when `expression` is not a 5-field cron expression."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    CronTrigger.from_crontab(expression, timezone="UTC")
