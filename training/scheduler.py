@@ -79,28 +79,34 @@ class Trainer:
         return result
 
 
-def run_forever(settings: Settings, *, stop: threading.Event | None = None) -> None:
-    """Block, running the cron and threshold jobs until `stop` is set (or SIGINT/SIGTERM)."""
+def build_scheduler(settings: Settings, trainer: Trainer) -> Any:
+    """The two jobs on an APScheduler BackgroundScheduler (not started yet)."""
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
 
-    stop = stop or threading.Event()
-    trainer = Trainer(settings)
     t = settings.training
-    cron = CronTrigger.from_crontab(t.schedule, timezone="UTC")
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
                                                                   "misfire_grace_time": 3600})
-    scheduler.add_job(trainer.attempt, cron, args=[f"schedule {t.schedule}"], id="cron")
+    scheduler.add_job(trainer.attempt, CronTrigger.from_crontab(t.schedule, timezone="UTC"),
+                      args=[f"schedule {t.schedule}"], id="cron")
     # The first check at once: approvals that piled up while the trainer was down count.
-    scheduler.add_job(trainer.check_threshold, "interval", seconds=t.poll_s, id="threshold",
-                      next_run_time=_now())
+    scheduler.add_job(trainer.check_threshold, "interval", seconds=t.poll_s, id="threshold", next_run_time=_now())
+    return scheduler
+
+
+def run_forever(settings: Settings, *, stop: threading.Event | None = None) -> None:
+    """Block, running the cron and threshold jobs until `stop` is set (the CLI sets it on SIGINT/SIGTERM)."""
+    stop = stop or threading.Event()
+    scheduler = build_scheduler(settings, Trainer(settings))
     scheduler.start()
+    t = settings.training
     log.info("trainer running: schedule %r (UTC), threshold %d new approvals, checked every %.0f s",
              t.schedule, t.threshold, t.poll_s)
     try:
         stop.wait()
     finally:
-        scheduler.shutdown(wait=True)  # lets a run in progress finish its step cleanly
+        log.info("trainer stopping (a run in progress finishes first; SIGKILL is safe too)")
+        scheduler.shutdown(wait=True)
 
 
 def _now():
