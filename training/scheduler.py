@@ -82,13 +82,11 @@ class Trainer:
 def build_scheduler(settings: Settings, trainer: Trainer) -> Any:
     """The two jobs on an APScheduler BackgroundScheduler (not started yet)."""
     from apscheduler.schedulers.background import BackgroundScheduler
-    from apscheduler.triggers.cron import CronTrigger
 
     t = settings.training
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
                                                                   "misfire_grace_time": 3600})
-    scheduler.add_job(trainer.attempt, CronTrigger.from_crontab(t.schedule, timezone="UTC"),
-                      args=[f"schedule {t.schedule}"], id="cron")
+    scheduler.add_job(trainer.attempt, cron_trigger(t.schedule), args=[f"schedule {t.schedule}"], id="cron")
     # The first check at once: approvals that piled up while the trainer was down count.
     scheduler.add_job(trainer.check_threshold, "interval", seconds=t.poll_s, id="threshold", next_run_time=_now())
     return scheduler
@@ -115,8 +113,38 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-def check_schedule(expression: str) -> None:
-    """Raise ValueError naming the problem when `expression` is not a 5-field cron expression."""
+_WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def cron_trigger(expression: str) -> Any:
+    """A CronTrigger (UTC) for a standard 5-field cron expression.
+
+    APScheduler 3 numbers weekdays from Monday = 0, cron from Sunday = 0 (7 too), so
+    `0 4 * * 1` would fire on Tuesdays: numeric weekdays are turned into names first,
+    which both read the same way."""
     from apscheduler.triggers.cron import CronTrigger
 
-    CronTrigger.from_crontab(expression, timezone="UTC")
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
+    fields[4] = ",".join(_weekday_names(part) for part in fields[4].split(","))
+    return CronTrigger.from_crontab(" ".join(fields), timezone="UTC")
+
+
+def _weekday_names(part: str) -> str:
+    span, _, step = part.partition("/")
+    bounds = span.split("-")
+    if not all(b.isdigit() and int(b) <= 7 for b in bounds):
+        return part  # "*", names, or something APScheduler will refuse with its own message
+    days, suffix = [int(b) for b in bounds], (f"/{step}" if step else "")
+    if len(days) == 1:
+        return _WEEKDAYS[days[0]] + suffix
+    first, last = days
+    if first == 0 and last > 0 and not step:  # a range from Sunday wraps APScheduler's Monday-first week
+        return "sun," + (f"mon-{_WEEKDAYS[last]}" if last > 1 else "mon")
+    return f"{_WEEKDAYS[first]}-{_WEEKDAYS[last]}{suffix}"
+
+
+def check_schedule(expression: str) -> None:
+    """Raise ValueError naming the problem when `expression` is not a 5-field cron expression."""
+    cron_trigger(expression)
