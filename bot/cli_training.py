@@ -57,6 +57,8 @@ def train_command(
         fail(str(exc), code=EXIT_TOO_FEW)
     except TrainingBusy as exc:
         fail(f"{exc}; try again when it has finished", code=EXIT_BUSY)
+    if result is None:  # a helper process of a multi-process run: the main process reports
+        return
     typer.echo(json.dumps(result.as_json(), indent=2) if as_json else result.summary())
     if result.status == "failed":
         raise typer.Exit(EXIT_FAILED)

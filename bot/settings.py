@@ -261,12 +261,17 @@ class TrainingSettings(_Section):
         description="Adapt only the top N transformer layers (0: all); backprop then stops there, which is what "
         "makes CPU training fit.",
     )
-    learning_rate: float = Field(default=3e-4, gt=0, le=1.0, description="AdamW learning rate (linear decay, 5% warm-up).")
-    epochs: float = Field(default=2.0, gt=0, le=100, description="Passes over the training split (when max_steps is 0).")
+    learning_rate: float = Field(default=5e-4, gt=0, le=1.0, description="AdamW learning rate (linear decay, 5% warm-up).")
+    epochs: float = Field(default=1.0, gt=0, le=100, description="Passes over the training split (when max_steps is 0).")
     max_steps: int = Field(default=0, ge=0, description="Optimizer steps; 0: run `epochs` instead.")
     max_seq_len: int = Field(default=512, ge=64, le=32768, description="Tokens per example; longer ones are cut.")
     batch_size: int = Field(default=4, ge=1, le=1024, description="Examples per forward pass.")
     grad_accum: int = Field(default=2, ge=1, le=1024, description="Forward passes per optimizer step.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="Matmul precision while training: auto is bf16 on CUDA and on CPUs with native bf16 "
+        "(AVX512-BF16/AMX; weights stay float32), float32 elsewhere; fp32 forces float32.",
+    )
     seed: int = Field(default=0, ge=0, description="Seed for data order, LoRA init and evaluation sampling.")
     checkpoint_steps: int = Field(default=25, ge=1, description="Optimizer steps between checkpoints (a resumed run restarts there).")
     validation_share: float = Field(default=0.1, gt=0.0, lt=0.5, description="Share of examples held out, by content hash.")
@@ -283,7 +288,7 @@ class TrainingSettings(_Section):
     )
     eval_generations: int = Field(default=16, ge=0, le=1000, description="Scenes sampled per model to measure Fountain validity.")
     eval_screenplay_scenes: int = Field(
-        default=64, ge=0, le=10000, description="Scenes from the bundled corpus in the fixed perplexity set."
+        default=32, ge=0, le=10000, description="Scenes from the bundled corpus in the fixed perplexity set."
     )
     schedule: str = Field(default="0 4 * * *", description="Cron expression (UTC) on which `writersroom trainer` runs.")
     threshold: int = Field(default=50, ge=1, description="New approvals since the last run that start one at once.")

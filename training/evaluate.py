@@ -86,6 +86,7 @@ class EvalSetup:
     seed: int = 0
     device: str = "auto"
     exemplar_chars: int = 600
+    bf16: bool = False  # perplexity with bf16 matmuls, as the trainer ran (training.trainer.mixed_bf16)
 
 
 def _round(value: float | None) -> float | None:
@@ -148,9 +149,9 @@ def evaluate_models(setup: EvalSetup) -> tuple[Scores, Scores]:
     try:
         models = [(CANDIDATE, CANDIDATE), (serving_version, setup.serving_label)]
         perplexities = {label: (perplexity(generator, adapters, version, setup.validation_chats,
-                                           max_len=setup.max_seq_len),
+                                           max_len=setup.max_seq_len, bf16=setup.bf16),
                                 perplexity(generator, adapters, version, setup.screenplay_chats,
-                                           max_len=setup.max_seq_len))
+                                           max_len=setup.max_seq_len, bf16=setup.bf16))
                         for version, label in models}
         samples = asyncio.run(_sample_all(generator, setup, [(CANDIDATE, CANDIDATE),
                                                              (serving_version or setup.base_name, setup.serving_label)]))
@@ -165,7 +166,7 @@ def evaluate_models(setup: EvalSetup) -> tuple[Scores, Scores]:
 
 
 def perplexity(generator: Any, adapters: Any, version: str | None, chats: Sequence[Chat], *,
-               max_len: int, batch_size: int = PERPLEXITY_BATCH) -> float | None:
+               max_len: int, batch_size: int = PERPLEXITY_BATCH, bf16: bool = False) -> float | None:
     """exp(mean negative log-likelihood) of the scene tokens, over all chats together."""
     import torch
     import torch.nn.functional as F
@@ -180,7 +181,8 @@ def perplexity(generator: Any, adapters: Any, version: str | None, chats: Sequen
         ids = batch["input_ids"].to(generator.device)
         mask = batch["attention_mask"].to(generator.device)
         labels = batch["labels"].to(generator.device)
-        with torch.inference_mode():
+        device_type = "cuda" if str(generator.device).startswith("cuda") else "cpu"
+        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
             logits = adapters.forward([version] * len(ids), input_ids=ids, attention_mask=mask).logits.float()
         # Token t is predicted from the positions before it.
         nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),

@@ -103,7 +103,7 @@ def base_model(settings: Settings) -> tuple[Path, str]:
 def training_settings_json(settings: Settings) -> dict[str, Any]:
     """The settings that shape the adapter (not the schedule or chat channels): the manifest's."""
     keep = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "top_layers", "learning_rate", "epochs",
-            "max_steps", "max_seq_len", "batch_size", "grad_accum", "seed", "validation_share")
+            "max_steps", "max_seq_len", "batch_size", "grad_accum", "precision", "seed", "validation_share")
     dumped = settings.training.model_dump()
     return {key: dumped[key] for key in keep}
 
@@ -120,15 +120,27 @@ def _print_phase(text: str) -> None:
 
 def run_training(settings: Settings, *, trigger: str = "manual", room: str | None = None,
                  progress: bool = True, phase: Phase = _print_phase, announce: bool = True,
-                 sessions: Any = None) -> RunResult:
-    """Run once; raises TrainingBusy (another process trains) or NotEnoughExamples (no run)."""
+                 sessions: Any = None, request_id: int | None = None) -> RunResult | None:
+    """Run once; raises TrainingBusy (another process trains) or NotEnoughExamples (no run).
+
+    Under a multi-process launcher only the main process returns a RunResult; the others
+    train beside it (training.distributed) and return None. ``request_id``: a queued
+    request from chat (/room retrain) that this run serves; its row becomes the run's."""
+    from training.distributed import Crew, follow, is_main_process
     from training.lock import default_holder, training_lock
 
+    if not is_main_process():
+        follow(settings, progress=False)
+        return None
+    crew = Crew()
     sessions = sessions or _sessions(settings)
-    with training_lock(sessions, holder=default_holder(), stale_after_s=settings.training.lock_stale_s) as held:
-        _close_interrupted(sessions, phase)
-        return _run_locked(settings, sessions, held, trigger=trigger, room=room, progress=progress, phase=phase,
-                           announce=announce)
+    try:
+        with training_lock(sessions, holder=default_holder(), stale_after_s=settings.training.lock_stale_s) as held:
+            _close_interrupted(sessions, phase)
+            return _run_locked(settings, sessions, held, crew, trigger=trigger, room=room, progress=progress,
+                               phase=phase, announce=announce, request_id=request_id)
+    finally:
+        crew.release("the main process did not train")  # no-op once the examples were handed over
 
 
 def _close_interrupted(sessions: Any, phase: Phase) -> None:
@@ -142,32 +154,41 @@ def _close_interrupted(sessions: Any, phase: Phase) -> None:
             phase(f"run {run.id} was interrupted earlier; marked failed")
 
 
-def _run_locked(settings: Settings, sessions: Any, held: Any, *, trigger: str, room: str | None, progress: bool,
-                phase: Phase, announce: bool) -> RunResult:
+def _run_locked(settings: Settings, sessions: Any, held: Any, crew: Any, *, trigger: str, room: str | None, progress: bool,
+                phase: Phase, announce: bool, request_id: int | None) -> RunResult:
     from bot.store.db import session_scope
-    from bot.store.queries import start_training_run
+    from bot.store.queries import claim_training_request, finish_training_run, start_training_run
     from training.dataset import build_dataset
+    from training.exemplars import catalog_exemplars
 
     phase("building the dataset")
     data = build_dataset(sessions, validation_share=settings.training.validation_share, room=room,
-                         exemplar_chars=settings.generation.exemplar_chars)
+                         exemplar_text=catalog_exemplars(settings), exemplar_chars=settings.generation.exemplar_chars)
     needed = settings.training.min_examples
     if data.size < needed:
         where = f" in room {room}" if room else ""
-        raise NotEnoughExamples(
+        problem = NotEnoughExamples(
             f"{data.size} approved scene(s){where}; training needs at least {needed} (training.min_examples). "
             "Approve more scenes in chat, or import a room's past pages with `writersroom feedback import FILE`.")
+        if request_id is not None:
+            with session_scope(sessions) as session:
+                finish_training_run(session, run_id=request_id, status="failed", notes=str(problem))
+        raise problem
     model_dir, base_name = base_model(settings)
     with session_scope(sessions) as session:
-        run = start_training_run(session, base_model=base_name, dataset_hash=data.data_hash,
-                                 example_count=data.size)
+        if request_id is not None:
+            run = claim_training_request(session, run_id=request_id, base_model=base_name,
+                                         dataset_hash=data.data_hash, example_count=data.size)
+        else:
+            run = start_training_run(session, base_model=base_name, dataset_hash=data.data_hash,
+                                     example_count=data.size)
         run.notes = f"trigger: {trigger}" + (f"; room {room}" if room else "")
         run_id = run.id
     result = RunResult(run_id=run_id, status="failed", trigger=trigger, examples=data.size,
                        train_examples=len(data.train), validation_examples=len(data.validation), room=room)
     started = time.perf_counter()
     try:
-        _train_evaluate_publish(settings, data, result, held, model_dir=model_dir, base_name=base_name,
+        _train_evaluate_publish(settings, data, result, held, crew, model_dir=model_dir, base_name=base_name,
                                 progress=progress, phase=phase)
     except Exception as exc:
         result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -181,7 +202,7 @@ def _run_locked(settings: Settings, sessions: Any, held: Any, *, trigger: str, r
     return result
 
 
-def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, held: Any, *, model_dir: Path,
+def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, held: Any, crew: Any, *, model_dir: Path,
                             base_name: str, progress: bool, phase: Phase) -> None:
     from backend import registry
     from training.trainer import train_adapter
@@ -189,9 +210,10 @@ def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, he
     t = settings.training
     work_dir = work_dir_for(settings, data_hash=data.data_hash, base_name=base_name, room=result.room)
     phase(f"training on {len(data.train)} examples in {work_dir}")
+    crew.send([e.messages for e in data.train], [e.messages for e in data.validation], str(work_dir))
     outcome = train_adapter([e.messages for e in data.train], [e.messages for e in data.validation],
                             base_model_dir=model_dir, work_dir=work_dir, settings=t, device=settings.model.device,
-                            progress=progress)
+                            progress=progress, on_step=_StepReport(phase))
     phase("evaluating the candidate against what serves")
     candidate, serving, verdict, serving_label = _evaluate(settings, data, outcome, model_dir=model_dir,
                                                            base_name=base_name, work_dir=work_dir, room=result.room)
@@ -227,12 +249,32 @@ def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, he
     shutil.rmtree(work_dir, ignore_errors=True)  # published: the checkpoints are no longer needed
 
 
+class _StepReport:
+    """Progress in the phase log every tenth of the run (bars are for terminals; `writersroom
+    trainer` writes a log), with the time left at the pace so far."""
+
+    def __init__(self, phase: Phase) -> None:
+        self.phase = phase
+        self.started = time.monotonic()
+        self.next_share = 0.1
+
+    def __call__(self, step: int, total: int) -> None:
+        if total <= 0 or step / total + 1e-9 < self.next_share:
+            return
+        elapsed = time.monotonic() - self.started
+        left = elapsed / step * (total - step) if step else 0.0
+        self.phase(f"step {step}/{total}, {elapsed / 60:.1f} min so far, about {left / 60:.1f} min left")
+        while self.next_share <= step / total + 1e-9:
+            self.next_share += 0.1
+
+
 def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, base_name: str, work_dir: Path,
               room: str | None) -> tuple[Any, Any, Any, str]:
     from backend import registry
     from bot.core.prompting import build_messages, parse_dialogue_request
     from training.eval_prompts import PROMPTS
     from training.evaluate import EvalSetup, decide, evaluate_models
+    from training.trainer import mixed_bf16, pick_device
 
     t, g = settings.training, settings.generation
     serving_version = registry.serving(settings.adapter_dir).version_for(room)
@@ -257,7 +299,7 @@ def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, b
         sampling={"temperature": g.temperature, "top_p": g.top_p, "repetition_penalty": g.repetition_penalty,
                   "no_repeat_ngram_size": g.no_repeat_ngram_size, "max_tokens": g.max_tokens},
         work_dir=work_dir, max_seq_len=t.max_seq_len, seed=t.seed, device=settings.model.device,
-        exemplar_chars=g.exemplar_chars)
+        exemplar_chars=g.exemplar_chars, bf16=mixed_bf16(t.precision, pick_device(settings.model.device)))
     candidate, serving = evaluate_models(setup)
     verdict = decide(candidate, serving, margin=t.promote_margin, validity_tolerance=t.validity_tolerance)
     return candidate, serving, verdict, setup.serving_label
@@ -275,7 +317,9 @@ def _record(sessions: Any, result: RunResult) -> None:
     from bot.store.db import session_scope
     from bot.store.queries import finish_training_run
 
-    notes = "; ".join(result.reasons) if result.status != "failed" else result.error
+    # The trigger leads so `train`/`/room status` readers see why the run happened as well as its outcome.
+    outcome = "; ".join(result.reasons) if result.status != "failed" else result.error
+    notes = "; ".join(part for part in (f"trigger: {result.trigger}", outcome) if part)
     with session_scope(sessions) as session:
         finish_training_run(session, run_id=result.run_id, status=result.status, adapter_version=result.version,
                             metrics={**result.metrics, "trigger": result.trigger, "room": result.room,

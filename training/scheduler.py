@@ -48,14 +48,28 @@ class Trainer:
             return approvals_since(session, since=since)
 
     def check_threshold(self) -> Any:
-        """The threshold job: run when enough approvals arrived since the last run."""
+        """The poll job: a run asked for from chat (/room retrain), else one when enough approvals
+        arrived since the last run."""
+        if self._busy.locked():  # a run is going; the approvals are counted again after it
+            return None
+        request = self.pending_request()
+        if request is not None:
+            return self.attempt(request[1], request_id=request[0])
         count = self.new_approvals()
         if count < self.settings.training.threshold:
             log.debug("%d new approval(s); the threshold is %d", count, self.settings.training.threshold)
             return None
         return self.attempt(f"threshold: {count} new approvals")
 
-    def attempt(self, trigger: str) -> Any:
+    def pending_request(self) -> tuple[int, str] | None:
+        from bot.store.db import session_scope
+        from bot.store.queries import pending_training_request
+
+        with session_scope(self.sessions) as session:
+            request = pending_training_request(session)
+            return (request.id, request.notes or "requested from chat") if request is not None else None
+
+    def attempt(self, trigger: str, *, request_id: int | None = None) -> Any:
         """One run unless one is going; returns its RunResult, or None when none ran."""
         from training.lock import TrainingBusy
         from training.run import NotEnoughExamples
@@ -65,7 +79,8 @@ class Trainer:
             return None
         try:
             log.info("training run starting (%s)", trigger)
-            result = self._run(self.settings, trigger=trigger, sessions=self.sessions, progress=False)
+            extra = {"request_id": request_id} if request_id is not None else {}
+            result = self._run(self.settings, trigger=trigger, sessions=self.sessions, progress=False, **extra)
         except TrainingBusy as exc:
             log.info("%s: %s; skipped", trigger, exc)
             return None
@@ -84,7 +99,9 @@ def build_scheduler(settings: Settings, trainer: Trainer) -> Any:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     t = settings.training
-    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+    # Two instances: a job that comes due while a run is going returns at once (attempt() and
+    # check_threshold() see the run), instead of APScheduler warning about it every poll.
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 2,
                                                                   "misfire_grace_time": 3600})
     scheduler.add_job(trainer.attempt, cron_trigger(t.schedule), args=[f"schedule {t.schedule}"], id="cron")
     # The first check at once: approvals that piled up while the trainer was down count.

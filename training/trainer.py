@@ -61,8 +61,31 @@ def pick_device(requested: str = "auto") -> str:
     return requested
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere bf16
+    is emulated and slower than float32. Linux reports it in /proc/cpuinfo."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def mixed_bf16(precision: str, device: str) -> bool:
+    """Whether matmuls run in bfloat16 (autocast; weights and LoRA stay float32 on the CPU).
+
+    "auto": on CUDA always; on a CPU only with native bf16, where it halves the time of a
+    run (benchmarks/RESULTS.md, Retraining proof). "fp32" forces float32 everywhere."""
+    if precision == "fp32":
+        return False
+    if precision == "bf16" or device.startswith("cuda"):
+        return True
+    return cpu_has_native_bf16()
+
+
 def load_base(model_dir: Path | str, *, device: str) -> tuple[Any, Any]:
-    """Tokenizer and causal LM: bf16 on CUDA, float32 on the CPU (bf16 matmuls are slow there)."""
+    """Tokenizer and causal LM: bf16 weights on CUDA, float32 on the CPU (autocast may still
+    run the CPU's matmuls in bf16, see mixed_bf16)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -134,7 +157,9 @@ def train_adapter(train_chats: Sequence[Sequence[dict[str, str]]],
     from peft import get_peft_model
     from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-    device = pick_device(device)
+    from training.distributed import local_device
+
+    device = local_device(pick_device(device))
     set_seed(settings.seed)
     tokenizer, model = load_base(base_model_dir, device=device)
     train, dropped = tokenize_examples(tokenizer, train_chats, max_len=settings.max_seq_len)
@@ -150,7 +175,8 @@ def train_adapter(train_chats: Sequence[Sequence[dict[str, str]]],
     per_step = settings.batch_size * settings.grad_accum
     steps_per_epoch = max(1, math.ceil(len(train) / per_step))
     total_steps = settings.max_steps or max(1, math.ceil(steps_per_epoch * settings.epochs))
-    eval_every = max(1, total_steps // 4)
+    # Three validation points for the curve (the gate measures the final adapter again anyway).
+    eval_every = max(1, math.ceil(total_steps / 3))
     arguments = TrainingArguments(
         output_dir=str(checkpoints),
         per_device_train_batch_size=settings.batch_size,
@@ -168,7 +194,7 @@ def train_adapter(train_chats: Sequence[Sequence[dict[str, str]]],
         eval_steps=eval_every,
         seed=settings.seed,
         data_seed=settings.seed,
-        bf16=device.startswith("cuda"),
+        bf16=mixed_bf16(settings.precision, device),
         use_cpu=not device.startswith("cuda"),
         report_to=[],
         disable_tqdm=not progress,
@@ -204,10 +230,11 @@ def train_adapter(train_chats: Sequence[Sequence[dict[str, str]]],
     losses = [(int(entry["step"]), float(entry["loss"])) for entry in history if "loss" in entry]
     eval_losses = [(int(entry["step"]), float(entry["eval_loss"])) for entry in history if "eval_loss" in entry]
     adapter_dir = work_dir / ADAPTER_SUBDIR
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    model.save_pretrained(str(adapter_dir), safe_serialization=True)
-    (work_dir / "history.json").write_text(json.dumps({"losses": losses, "eval_losses": eval_losses}))
+    if trainer.is_world_process_zero():  # under a launcher, one writer (the others share the weights)
+        if adapter_dir.exists():
+            shutil.rmtree(adapter_dir)
+        model.save_pretrained(str(adapter_dir), safe_serialization=True)
+        (work_dir / "history.json").write_text(json.dumps({"losses": losses, "eval_losses": eval_losses}))
     del trainer
     if device.startswith("cuda"):
         torch.cuda.empty_cache()

@@ -1,6 +1,7 @@
-"""/room: what a room can ask about itself, and the writer's own training consent.
+"""/room: what a room can ask about itself, the writer's own training consent, and (for
+room admins) retraining and rolling back the adapter.
 
-    /room help | status | model | consent on|off
+    /room help | status | model | consent on|off | retrain | rollback
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from bot.core.services import CoreServices
 from bot.store import queries
 from bot.store.db import session_scope
 
-USAGE = "/room help | status | model | consent on|off"
+USAGE = "/room help | status | model | consent on|off | retrain | rollback"
 
 
 def _text(title: str, body: str) -> Reply:
@@ -27,7 +28,8 @@ async def room(services: CoreServices, invocation: Invocation) -> Reply:
         problem = f"Unknown /room action `{action}`. " if action and action.lower() != "help" else ""
         return _text("/room", f"{problem}Usage: `{USAGE}`\n"
                               "status: this room's numbers and policy · model: what writes the scenes · "
-                              "consent off: keep your approvals and edits out of training")
+                              "consent off: keep your approvals and edits out of training · "
+                              "retrain, rollback: room admins only")
     return await handler(services, invocation, rest.strip().lower())
 
 
@@ -80,4 +82,56 @@ def _set_consent(services: CoreServices, invocation: Invocation, consent: bool) 
         queries.set_training_consent(session, user=user, consent=consent)
 
 
-_ACTIONS = {"status": _status, "model": _model, "consent": _consent}
+def _admins_only(action):
+    """Refuse, politely and naming who may, anyone who is not a room admin."""
+
+    async def guarded(services: CoreServices, invocation: Invocation, rest: str) -> Reply:
+        if not services.policy.is_admin(invocation):
+            return error_reply(f"/room {action.__name__.strip('_')}",
+                               "Only room admins may do that (the `[room] admins` and `admin_roles` settings).")
+        return await action(services, invocation, rest)
+
+    return guarded
+
+
+async def _retrain(services: CoreServices, invocation: Invocation, _: str) -> Reply:
+    request_id, pending = await asyncio.to_thread(_queue_retrain, services, invocation)
+    if pending:
+        return _text("/room retrain", f"A training run is already waiting (request {pending}); the trainer takes "
+                                      "it next.")
+    return _text("/room retrain",
+                 f"Training requested (request {request_id}). `writersroom trainer` starts it within "
+                 f"{services.settings.training.poll_s:.0f} s; the outcome, with its report plot, is announced in chat. "
+                 "A new adapter serves only if it beats the current one on held-out scenes.")
+
+
+def _queue_retrain(services: CoreServices, invocation: Invocation) -> tuple[int | None, int | None]:
+    with session_scope(services.sessions) as session:
+        pending = queries.pending_training_request(session)
+        if pending is not None:
+            return None, pending.id
+        request = queries.request_training_run(
+            session, note=f"requested by {invocation.user_name or invocation.user_id} in {invocation.room_id}")
+        return request.id, None
+
+
+async def _rollback(services: CoreServices, invocation: Invocation, _: str) -> Reply:
+    from backend.registry import RegistryError, rollback, serving
+
+    registry = services.settings.adapter_dir
+    try:
+        before = serving(registry)
+        # A room with its own adapter rolls back its own; otherwise the default every room shares.
+        room = invocation.room_id if invocation.room_id in before.rooms else None
+        after = await asyncio.to_thread(rollback, registry, room=room)
+    except RegistryError as exc:
+        return error_reply("/room rollback", str(exc))
+    now = after.version_for(invocation.room_id) or "the base model"
+    was = before.version_for(invocation.room_id) or "the base model"
+    scope = "this room" if room else "every room without its own adapter"
+    return _text("/room rollback", f"Rolled back {scope}: `{was}` → `{now}`. The backend picks it up within "
+                                   f"{services.settings.backend.adapter_poll_s:.0f} s.")
+
+
+_ACTIONS = {"status": _status, "model": _model, "consent": _consent, "retrain": _admins_only(_retrain),
+            "rollback": _admins_only(_rollback)}

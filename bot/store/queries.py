@@ -562,7 +562,21 @@ def interrupt_running_runs(session: Session, *, note: str) -> list[TrainingRun]:
 
 
 def latest_training_run(session: Session) -> TrainingRun | None:
-    return session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1)).first()
+    """The newest run that started (queued requests are not runs yet)."""
+    return session.scalars(select(TrainingRun).where(TrainingRun.status != TrainingStatus.QUEUED)
+                           .order_by(TrainingRun.id.desc()).limit(1)).first()
+
+
+def claim_training_request(session: Session, *, run_id: int, base_model: str, dataset_hash: str,
+                           example_count: int) -> TrainingRun:
+    """Turn a queued request into the running run that serves it."""
+    run = session.get(TrainingRun, run_id)
+    if run is None or run.status != TrainingStatus.QUEUED:
+        raise ValueError(f"training request {run_id} is not queued")
+    run.status, run.started_at = TrainingStatus.RUNNING, utcnow()
+    run.base_model, run.dataset_hash, run.example_count = base_model, dataset_hash, int(example_count)
+    session.flush()
+    return run
 
 
 def training_runs(session: Session, *, limit: int = 20) -> list[TrainingRun]:
@@ -580,3 +594,18 @@ def approvals_since(session: Session, *, since: Any | None, room_ref: str | None
     if room_ref is not None:
         query = query.join(Room, Generation.room_id == Room.id).where(Room.external_id == room_ref)
     return int(session.scalar(query) or 0)
+
+
+def request_training_run(session: Session, *, note: str) -> TrainingRun:
+    """A run asked for from chat (``/room retrain``), queued for `writersroom trainer`."""
+    run = TrainingRun(status=TrainingStatus.QUEUED, base_model="", dataset_hash="", example_count=0, metrics={},
+                      notes=note)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def pending_training_request(session: Session) -> TrainingRun | None:
+    """The oldest queued request, if any."""
+    return session.scalars(select(TrainingRun).where(TrainingRun.status == TrainingStatus.QUEUED)
+                           .order_by(TrainingRun.id).limit(1)).first()

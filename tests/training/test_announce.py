@@ -245,3 +245,36 @@ async def _closed_port() -> int:
     server.close()
     await server.wait_closed()
     return port
+
+
+@pytest.mark.usefixtures("tiny_training_env")
+def test_a_training_run_announces_its_promotion_with_its_own_report_plot(chat: Chat) -> None:
+    from tests.training.run_support import import_scenes
+    from training.run import run_training
+
+    import_scenes(12)
+    result = run_training(chat.settings(), trigger="test", progress=False)
+
+    assert result.promoted
+    [upload] = chat.slack.of("files.completeUploadExternal")
+    assert upload.args["initial_comment"].startswith(f"Adapter {result.version} promoted\n")
+    assert "validation perplexity" in upload.args["initial_comment"]
+    [file_id] = [entry["id"] for entry in upload.args["files"]]
+    assert chat.slack.uploads[file_id] == result.report_png.read_bytes()
+    [post] = chat.discord.channel_posts
+    assert post.files == {"report.png": result.report_png.read_bytes()}
+
+
+@pytest.mark.usefixtures("tiny_training_env")
+def test_a_failed_training_run_is_reported_to_the_admins(chat: Chat, monkeypatch) -> None:
+    from tests.training.run_support import import_scenes
+    from training.run import run_training
+
+    import_scenes(12)
+    monkeypatch.setenv("WRITERSROOM_TRAINING_TARGET_MODULES", '["no_such_proj"]')
+    result = run_training(chat.settings(room={"admins": SLACK_ADMINS}), trigger="test", progress=False)
+
+    assert result.status == "failed"
+    [text] = slack_texts(chat)
+    assert text.startswith(f"Training run {result.run_id} failed\n") and "<@U0ADMIN1>" in text
+    assert "no_such_proj" in text

@@ -111,3 +111,19 @@ def test_the_trainer_process_trains_once_the_threshold_is_crossed_and_stops_on_s
         if process.poll() is None:
             process.kill()
         process.stderr.close()
+
+
+def test_a_retrain_requested_from_chat_is_run_by_the_trainer_under_its_request_id():
+    from bot.store.db import session_scope
+    from bot.store.queries import request_training_run
+    from training.run import _sessions
+    from training.scheduler import Trainer
+
+    import_scenes(12)
+    with session_scope(_sessions(load_settings())) as session:
+        request_id = request_training_run(session, note="requested by ana in T1:C1").id
+    result = Trainer(load_settings()).check_threshold()  # 12 approvals: under the threshold of 50
+
+    assert result is not None and result.run_id == request_id
+    [row] = run_rows()
+    assert row["status"] in ("succeeded", "rejected") and "requested by ana" in row["notes"]

@@ -112,3 +112,50 @@ def test_feedback_carries_who_approved_rejected_and_edited(tmp_path, backend):
     state = last.metadata["approval"]
     assert state.approved and state.approvers == ("U1", "U2")
     assert state.describe() == "Approved by <@U1>, <@U2> · Rejected by <@U3> · Edited by <@U2>"
+
+
+def _fake_adapter(directory):
+    """The two files the registry checks for (it never loads weights)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (directory / "adapter_model.safetensors").write_bytes(b"weights")
+    return directory
+
+
+def test_retrain_and_rollback_are_for_room_admins_only(tmp_path, backend):
+    services = make_core_services(tmp_path, backend.url, room={"admins": ["U-ADMIN"]})
+    for action in ("retrain", "rollback"):
+        refused = run(dispatch(services, "room", ask(action, user="U1")))
+        assert refused.is_error and "Only room admins" in refused.text
+    with session_scope(services.sessions) as session:
+        assert queries.pending_training_request(session) is None
+
+
+def test_retrain_queues_one_request_for_the_trainer(tmp_path, backend):
+    services = make_core_services(tmp_path, backend.url, room={"admin_roles": ["R-showrunner"]})
+    first = run(dispatch(services, "room", ask("retrain", user="U7", roles=("R-showrunner",))))
+    again = run(dispatch(services, "room", ask("retrain", user="U8", roles=("R-showrunner",))))
+    assert not first.is_error and "Training requested (request 1)" in first.text
+    assert "already waiting (request 1)" in again.text
+    with session_scope(services.sessions) as session:
+        request = queries.pending_training_request(session)
+        assert request.id == 1 and "requested by u7 in G1:C1" in request.notes
+        assert queries.latest_training_run(session) is None  # a request is not a run yet
+
+
+def test_rollback_undoes_the_latest_promotion(tmp_path, backend):
+    from backend import registry
+
+    services = make_core_services(tmp_path, backend.url, room={"admins": ["U-ADMIN"]})
+    adapters = services.settings.adapter_dir
+    for version in ("r0001-aaaa", "r0002-bbbb"):
+        registry.write_adapter_version(adapters, version, source=_fake_adapter(tmp_path / version),
+                                       base_model="smollm2-135m-instruct")
+        registry.promote(adapters, version)
+    reply = run(dispatch(services, "room", ask("rollback", user="U-ADMIN")))
+    assert not reply.is_error and "`r0002-bbbb` → `r0001-aaaa`" in reply.text
+    assert registry.serving(adapters).default == "r0001-aaaa"
+    run(dispatch(services, "room", ask("rollback", user="U-ADMIN")))
+    assert registry.serving(adapters).default is None  # back to the base model
+    nothing = run(dispatch(services, "room", ask("rollback", user="U-ADMIN")))
+    assert nothing.is_error and "nothing to roll back" in nothing.text
