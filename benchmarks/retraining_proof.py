@@ -8,7 +8,7 @@ Run by hand on a quiet machine (needs `writersroom models fetch`). What it does:
 
 1. a fresh HOME (SQLite store, empty registry; the model cache is shared);
 2. `--examples` dialogue excerpts of the bundled plays and screenplays
-   (training.corpus_scenes.training_scenes, never the held-out set) imported as approved
+   (never the held-out set; taken across all scripts in turn) imported as approved
    scenes with the feedback importer, as a room migrating its past pages would;
 3. the trainer's own scheduler (training.scheduler, threshold = --examples, polling
    every 5 s) notices the threshold, trains, runs the evaluation gate and promotes;
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from bot.settings import load_settings
-    from training.corpus_scenes import corpus_scenes, feedback_records, heldout_scenes
+    from training.corpus_scenes import corpus_scenes, feedback_records, heldout_scenes, spread_over_scripts
     from training.feedback_format import iter_feedback
     from training.feedback_import import import_lines
     from training.run import _sessions
@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {key: _value(value) for key, value in (item.split("=", 1) for item in args.overrides)}
     settings = load_settings(training={"threshold": args.examples, "poll_s": 5.0, **overrides})
     sessions = _sessions(settings)
-    scenes = approvals(corpus_scenes(max_chars=args.max_chars), heldout_scenes(10**6))[: args.examples]
+    # Taken across the scripts in turn, as the held-out set is: the first 500 in script order
+    # would be three plays.
+    scenes = spread_over_scripts(approvals(corpus_scenes(max_chars=args.max_chars), heldout_scenes(10**6)))
+    scenes = scenes[: args.examples]
     lines = [json.dumps(record) for record in feedback_records(scenes)]
 
     done = threading.Event()

@@ -14,7 +14,7 @@
     writersroom models fetch
     writersroom backend serve --port 8088
     writersroom slack [--port P] [--socket-mode]
-    writersroom discord [--sync]
+    writersroom discord [--sync [--guild ID | --global]]
     writersroom config show | table
     writersroom db upgrade
 
@@ -290,13 +290,28 @@ def slack(port: Optional[int] = typer.Option(None, help="HTTP port for /slack/ev
 
 
 @app.command()
-def discord() -> None:
-    """Run the Discord bot against a running backend."""
+def discord(sync: bool = typer.Option(False, "--sync", help="Publish the slash commands, then exit."),
+            guild: Optional[int] = typer.Option(None, help="With --sync: this guild (default discord.guild_id)."),
+            everywhere: bool = typer.Option(False, "--global", help="With --sync: globally (up to an hour to show)."),
+            ) -> None:
+    """Run the Discord bot against a running backend, or (--sync) publish its slash commands."""
     from bot.launcher import run_discord
     from bot.runtime import build_services
 
     loaded = settings()
-    asyncio.run(run_discord(loaded, build_services(loaded)))
+    if not sync:
+        asyncio.run(run_discord(loaded, build_services(loaded)))
+        return
+    from bot.discord.client import MissingTokenError, sync_only
+
+    target = None if everywhere else (guild if guild is not None else loaded.discord.guild_id)
+    try:
+        names = asyncio.run(sync_only(loaded, build_services(loaded), guild_id=target))
+    except MissingTokenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    where = f"guild {target}" if target is not None else "all guilds (global; Discord may take up to an hour)"
+    typer.echo(f"synced {len(names)} command(s) to {where}: " + ", ".join(f"/{name}" for name in sorted(names)))
 
 
 @app.command()

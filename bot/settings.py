@@ -329,6 +329,12 @@ class DiscordSettings(_Section):
     api_url: str = Field(default="https://discord.com/api/v10", description="Discord REST base (a test emulator in tests).")
     gateway_url: str = Field(default="", description="Gateway websocket base; empty means the one Discord announces.")
     guild_id: int | None = Field(default=None, description="Guild to sync commands to; empty syncs globally.")
+    sync_on_start: bool = Field(
+        default=True, description="Sync the slash commands each time the bot starts (else `writersroom discord --sync`)."
+    )
+    dm_approvals: bool = Field(
+        default=False, description="Let approvers approve, reject and edit scenes in direct messages with the bot."
+    )
 
     _check = field_validator("bot_token", mode="after")(lambda cls, v: _refuse_placeholder(v))
 

@@ -91,8 +91,25 @@ def corpus_scenes(corpus_dir: Path | None = None, *, max_chars: int = 1100, min_
 
 
 def heldout_scenes(limit: int, corpus_dir: Path | None = None) -> list[CorpusScene]:
-    """The fixed evaluation set: the first ``limit`` held-out excerpts, in a stable order."""
-    return [scene for scene in corpus_scenes(corpus_dir) if scene.heldout][:limit]
+    """The fixed evaluation set: the first ``limit`` held-out excerpts, taken across the
+    scripts in turn (``spread_over_scripts``), in a stable order."""
+    return spread_over_scripts([scene for scene in corpus_scenes(corpus_dir) if scene.heldout])[:limit]
+
+
+def spread_over_scripts(scenes: list[CorpusScene]) -> list[CorpusScene]:
+    """``scenes`` reordered in rounds: each script's first excerpt, then each one's second, ...
+
+    Excerpts come sorted by script, so any prefix of them is a few scripts' worth: a 32-scene
+    evaluation set read two verse dramas for two thirds of its text. Rounds make every
+    prefix a sample of the whole corpus; the order stays stable (scripts by id, then by
+    position within each).
+    """
+    by_script: dict[str, list[CorpusScene]] = {}
+    for scene in scenes:
+        by_script.setdefault(scene.script_id, []).append(scene)
+    queues = [by_script[key] for key in sorted(by_script)]
+    rounds = max((len(queue) for queue in queues), default=0)
+    return [queue[turn] for turn in range(rounds) for queue in queues if turn < len(queue)]
 
 
 def training_scenes(corpus_dir: Path | None = None) -> list[CorpusScene]:

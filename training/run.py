@@ -271,6 +271,7 @@ class _StepReport:
 def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, base_name: str, work_dir: Path,
               room: str | None) -> tuple[Any, Any, Any, str]:
     from backend import registry
+    from bot.core.dialogue import sampling_parameters
     from bot.core.prompting import build_messages, parse_dialogue_request
     from training.eval_prompts import PROMPTS
     from training.evaluate import EvalSetup, decide, evaluate_models
@@ -296,8 +297,7 @@ def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, b
         serving_label=serving_version or "base model",
         validation_chats=[e.messages for e in data.validation], screenplay_chats=screenplay_chats,
         prompts=list(PROMPTS[: t.eval_generations]),
-        sampling={"temperature": g.temperature, "top_p": g.top_p, "repetition_penalty": g.repetition_penalty,
-                  "no_repeat_ngram_size": g.no_repeat_ngram_size, "max_tokens": g.max_tokens},
+        sampling=sampling_parameters(g),
         work_dir=work_dir, max_seq_len=t.max_seq_len, seed=t.seed, device=settings.model.device,
         exemplar_chars=g.exemplar_chars, bf16=mixed_bf16(t.precision, pick_device(settings.model.device)))
     candidate, serving = evaluate_models(setup)

@@ -36,6 +36,7 @@ from bot.core.screenplay import (
     validate_fountain,
 )
 from bot.core.services import CoreServices
+from bot.settings import GenerationSettings
 from bot.store import queries
 from bot.store.db import session_scope
 
@@ -163,29 +164,54 @@ async def write_scene(services: CoreServices, invocation: Invocation, *, parent_
     request = parse_dialogue_request(invocation.text)
     exemplars = await _exemplars(services, request.situation or invocation.text)
     model, adapter = await services.model_for(invocation.room_id)
-    # An adapter learned screenplay form from the room's approvals without the worked example.
-    messages = build_messages(request, exemplars, exemplar_chars=settings.exemplar_chars,
-                              worked_example=adapter is None)
-    parameters = {
+    messages = scene_messages(services, request, exemplars, adapter=adapter)
+    return await generate_and_record(
+        services, invocation, request=request, messages=messages, exemplars=exemplars, model=model, adapter=adapter,
+        stored_prompt=invocation.text, parent_id=parent_id,
+        empty="The model returned an empty scene. Try Regenerate or rephrase the situation.")
+
+
+def sampling_parameters(settings: GenerationSettings) -> dict:
+    """The sampling every scene is asked with (the evaluation gate uses the same)."""
+    return {
         "temperature": settings.temperature,
         "top_p": settings.top_p,
         "repetition_penalty": settings.repetition_penalty,
         "no_repeat_ngram_size": settings.no_repeat_ngram_size,
         "max_tokens": settings.max_tokens,
     }
+
+
+def scene_messages(services: CoreServices, request: DialogueRequest, exemplars: Sequence[SceneHit], *,
+                   adapter: str | None) -> list[dict[str, str]]:
+    """The prompt for ``request``: an adapter learned screenplay form from the room's
+    approvals without the worked example, so it is asked without it."""
+    return build_messages(request, exemplars, exemplar_chars=services.settings.generation.exemplar_chars,
+                          worked_example=adapter is None)
+
+
+async def generate_and_record(services: CoreServices, invocation: Invocation, *, request: DialogueRequest,
+                              messages: list[dict[str, str]], exemplars: Sequence[SceneHit], model: str,
+                              adapter: str | None, stored_prompt: str, parent_id: int | None, empty: str,
+                              shown: DialogueRequest | None = None, extra: dict | None = None) -> Scene:
+    """The scene loop (generate_scene) with the room's settings, then the scene recorded under
+    ``stored_prompt`` (what Regenerate re-runs); ``empty`` is the message for an empty answer."""
+    settings = services.settings.generation
+    sampling = sampling_parameters(settings)
     started = time.perf_counter()
-    result = await generate_scene(services.chat, model=model, request=request, messages=messages,
-                                  sampling=parameters, exemplars=exemplars, search=services.search,
-                                  max_attempts=settings.max_attempts, copy_min_words=settings.copy_guard_words)
+    result = await generate_scene(services.chat, model=model, request=request, messages=messages, sampling=sampling,
+                                  exemplars=exemplars, search=services.search, max_attempts=settings.max_attempts,
+                                  copy_min_words=settings.copy_guard_words)
     latency_ms = int((time.perf_counter() - started) * 1000)
     if not result.text:
-        raise GenerationError("The model returned an empty scene. Try Regenerate or rephrase the situation.")
+        raise GenerationError(empty)
+    chosen_model = result.chosen.model or model
     generation_id = await asyncio.to_thread(
-        record_scene, services, invocation, prompt=invocation.text, text=result.text,
-        parameters={**parameters, **result.parameters()}, source_ids=[hit.scene_id for hit in exemplars],
-        model=result.chosen.model or model, adapter=adapter, latency_ms=latency_ms, parent_id=parent_id,
-    )
-    return Scene(generation_id, result.text, result.chosen.model or model, adapter, exemplars, latency_ms, request,
+        record_scene, services, invocation, prompt=stored_prompt, text=result.text,
+        parameters={**sampling, **result.parameters(), **(extra or {})},
+        source_ids=[hit.scene_id for hit in exemplars], model=chosen_model, adapter=adapter, latency_ms=latency_ms,
+        parent_id=parent_id)
+    return Scene(generation_id, result.text, chosen_model, adapter, list(exemplars), latency_ms, shown or request,
                  tuple(result.warnings), len(result.attempts), result.chosen.report.valid)
 
 

@@ -14,15 +14,14 @@ as the model's own earlier answer and the direction as the writer's next turn.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, replace
 
 from sqlalchemy import or_, select
 
 from bot.core.commands import COMMANDS, refusal
-from bot.core.dialogue import Scene, generate_scene, record_scene, scene_reply
+from bot.core.dialogue import Scene, generate_and_record, scene_messages, scene_reply
 from bot.core.llm_client import GenerationError
-from bot.core.prompting import DialogueRequest, build_messages, parse_dialogue_request
+from bot.core.prompting import DialogueRequest, parse_dialogue_request
 from bot.core.ratelimit_reply import rate_limited
 from bot.core.replies import Invocation, Reply, Section, SectionKind, error_reply
 from bot.core.services import CoreServices
@@ -133,43 +132,22 @@ def prompt_text(request: DialogueRequest) -> str:
 
 
 async def _write_follow_up(services: CoreServices, invocation: Invocation, parent: Parent, direction: str) -> Scene:
-    settings = services.settings.generation
+    count = services.settings.generation.exemplars
     request = merged_request(parent.prompt, direction)
     note = parse_dialogue_request(direction).situation or direction
-    count = settings.exemplars
     exemplars = await services.search(f"{request.situation} {note}", k=count) if count else []
     model, adapter = await services.model_for(invocation.room_id)
-    # the same prompt shape as write_scene: an adapter is asked without the worked example
-    messages = build_messages(request, exemplars, exemplar_chars=settings.exemplar_chars,
-                              worked_example=adapter is None)
+    messages = scene_messages(services, request, exemplars, adapter=adapter)
     messages += [{"role": "assistant", "content": parent.output},
                  {"role": "user", "content": NOTE.format(direction=direction)}]
-    sampling = {
-        "temperature": settings.temperature,
-        "top_p": settings.top_p,
-        "repetition_penalty": settings.repetition_penalty,
-        "no_repeat_ngram_size": settings.no_repeat_ngram_size,
-        "max_tokens": settings.max_tokens,
-    }
-    started = time.perf_counter()
-    result = await generate_scene(services.chat, model=model, request=request, messages=messages, sampling=sampling,
-                                  exemplars=exemplars, search=services.search, max_attempts=settings.max_attempts,
-                                  copy_min_words=settings.copy_guard_words)
-    latency_ms = int((time.perf_counter() - started) * 1000)
-    if not result.text:
-        raise GenerationError("The model returned an empty scene. Try again or reword the direction.")
     # What the store keeps as the prompt: the scene's situation with this direction, so
     # Regenerate on the follow-up asks for the same thing from scratch.
     stored = replace(request, situation=f"{request.situation}. Then: {note}")
-    chosen_model = result.chosen.model or model
-    generation_id = await asyncio.to_thread(
-        record_scene, services, invocation, prompt=prompt_text(stored), text=result.text,
-        parameters={**sampling, **result.parameters(), "follow_up": direction},
-        source_ids=[hit.scene_id for hit in exemplars], model=chosen_model, adapter=adapter,
-        latency_ms=latency_ms, parent_id=parent.generation_id)
-    shown = replace(request, situation=f"{TITLE}: {direction}")
-    return Scene(generation_id, result.text, chosen_model, adapter, exemplars, latency_ms, shown,
-                 tuple(result.warnings), len(result.attempts), result.chosen.report.valid)
+    return await generate_and_record(
+        services, invocation, request=request, messages=messages, exemplars=exemplars, model=model, adapter=adapter,
+        stored_prompt=prompt_text(stored), parent_id=parent.generation_id,
+        empty="The model returned an empty scene. Try again or reword the direction.",
+        shown=replace(request, situation=f"{TITLE}: {direction}"), extra={"follow_up": direction})
 
 
 def _load_parent(services: CoreServices, generation_id: int) -> Parent | None:

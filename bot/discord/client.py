@@ -58,18 +58,22 @@ class WritersRoomBot(commands.Bot):
         await super().login(token)
 
     async def setup_hook(self) -> None:
-        await self._choose_gateway()
         await self.add_cog(WritersRoomCog(self.services))
         # Registered by class, so a click on a message sent before a restart still lands.
         self.add_dynamic_items(FeedbackButton)
-        await self.sync_commands()
+        if self.discord_settings.sync_on_start:
+            await self.sync_commands(self.discord_settings.guild_id)
 
-    async def sync_commands(self) -> list:
-        guild_id = self.discord_settings.guild_id
+    async def connect(self, *, reconnect: bool = True) -> None:
+        await self._choose_gateway()  # only a bot that connects needs the gateway (not `--sync`)
+        await super().connect(reconnect=reconnect)
+
+    async def sync_commands(self, guild_id: int | None) -> list:
+        """Publish the slash commands to one guild (at once) or globally (Discord takes up to an hour)."""
         if guild_id is None:
             return await self.tree.sync()
         guild = discord.Object(id=guild_id)
-        self.tree.copy_global_to(guild=guild)  # guild commands appear at once; global ones take up to an hour
+        self.tree.copy_global_to(guild=guild)
         return await self.tree.sync(guild=guild)
 
     async def _choose_gateway(self) -> None:
@@ -91,6 +95,17 @@ def bot_token(settings: "Settings") -> str:
         raise MissingTokenError("DISCORD_BOT_TOKEN is not set: create a bot at "
                                 "https://discord.com/developers/applications and export its token")
     return token.get_secret_value()
+
+
+async def sync_only(settings: "Settings", services: "CoreServices", *, guild_id: int | None) -> list[str]:
+    """Log in over REST, publish the slash commands to ``guild_id`` (None: globally) and
+    leave; the names synced. For deployments that start many replicas with sync_on_start off."""
+    bot = WritersRoomBot(settings.discord.model_copy(update={"sync_on_start": False}), services)
+    try:
+        await bot.login(bot_token(settings))
+        return [command.name for command in await bot.sync_commands(guild_id)]
+    finally:
+        await bot.close()
 
 
 def run_bot(settings: "Settings", services: "CoreServices") -> None:

@@ -62,8 +62,8 @@ class WritersRoomCog(commands.Cog, name="writersroom"):
     async def style(self, interaction: discord.Interaction, text: str) -> None:
         await self._run(interaction, "style", text)
 
-    @app_commands.command(name="room", description="This room's status, model, and your training consent")
-    @app_commands.describe(action="status | model | consent on | consent off | help")
+    @app_commands.command(name="room", description="This room's status, model and your training consent; admin actions")
+    @app_commands.describe(action="status | model | consent on | consent off | retrain | rollback | help")
     async def room(self, interaction: discord.Interaction, action: str = "help") -> None:
         await self._run(interaction, "room", action)
 

@@ -14,10 +14,38 @@ log = logging.getLogger(__name__)
 PLATFORM = "discord"
 
 
+def in_dm(interaction: discord.Interaction) -> bool:
+    """A direct message with the bot (no guild)."""
+    return interaction.guild_id is None
+
+
 def room_id(interaction: discord.Interaction) -> str:
-    """`<guild id>:<channel id>`; direct messages have no guild and become `dm:<channel id>`."""
-    guild = interaction.guild_id if interaction.guild_id is not None else "dm"
-    return f"{guild}:{interaction.channel_id}"
+    """`<guild id>:<channel id>`; direct messages have no guild and become `dm:<channel id>`.
+
+    A thread belongs to the room of the channel it was opened in: its scenes count toward
+    that room, and the channel allowlist (`[room] channels`) covers its threads.
+    """
+    if in_dm(interaction):
+        return f"dm:{interaction.channel_id}"
+    return f"{interaction.guild_id}:{_thread_parent(interaction) or interaction.channel_id}"
+
+
+def _thread_parent(interaction: discord.Interaction) -> int | None:
+    channel = interaction.channel
+    return getattr(channel, "parent_id", None) if isinstance(channel, discord.Thread) else None
+
+
+def role_ids(user: discord.abc.User) -> tuple[str, ...]:
+    """The ids of the roles a guild member holds, as the interaction listed them.
+
+    Member.roles resolves ids through the guild's role cache and leaves out any it has
+    not seen (a guild still loading, a role made a second ago); the interaction's own
+    list is what Discord says the member holds now, so the policy reads that.
+    """
+    listed = getattr(user, "_roles", None)
+    if listed is None:
+        return ()
+    return tuple(str(role_id) for role_id in listed)
 
 
 def invocation_from(interaction: discord.Interaction, text: str) -> Invocation:
@@ -30,7 +58,9 @@ def invocation_from(interaction: discord.Interaction, text: str) -> Invocation:
         user_name=getattr(user, "display_name", None) or getattr(user, "name", None),
         room_name=getattr(channel, "name", None),
         text=text,
+        thread_id=str(interaction.channel_id) if _thread_parent(interaction) else None,
         delivery_id=str(interaction.id),
+        roles=role_ids(user),
     )
 
 

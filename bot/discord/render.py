@@ -8,6 +8,7 @@ the embed shows its opening lines.
 
 from __future__ import annotations
 
+import copy
 import io
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ MAX_FIELDS = 25
 
 SCENE_FILENAME = "scene.fountain"
 CITATIONS_FIELD = "Drawn on"
+STATE_FIELD = "Room"  # where the scene stands with the room: approvals, rejections, edits
 FENCE_OPEN = "```fountain\n"
 FENCE_CLOSE = "\n```"
 TRUNCATION_NOTE = "\n…"
@@ -169,6 +171,26 @@ def _used(parts: list[str]) -> int:
 def _clip(text: str, limit: int) -> str:
     text = text or ""
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def with_state(embeds: list[discord.Embed], state: str) -> list[discord.Embed]:
+    """The scene message's embeds with the room's state as the first one's leading field
+    (replacing the state shown before); the others are kept as they are."""
+    if not embeds:
+        return [discord.Embed(description=_clip(state, DESCRIPTION_LIMIT), colour=COLOUR_SCENE)]
+    first = discord.Embed.from_dict(copy.deepcopy(embeds[0].to_dict()))  # Embed.copy shares its fields
+    fields = [(f.name, f.value, f.inline) for f in first.fields if f.name != STATE_FIELD]
+    first.clear_fields()
+    first.add_field(name=STATE_FIELD, value=_clip(state, FIELD_VALUE_LIMIT), inline=False)
+    for name, value, inline in fields[: MAX_FIELDS - 1]:
+        first.add_field(name=name, value=value, inline=inline)
+    _fit_total(first)
+    return [first, *embeds[1:]]
+
+
+def state_from_embed(embed: discord.Embed) -> str | None:
+    """The state `with_state` showed on a scene, or None before any feedback."""
+    return next((field.value for field in embed.fields if field.name == STATE_FIELD), None)
 
 
 def scene_from_embed(embed: discord.Embed) -> str | None:

@@ -9,18 +9,24 @@ message. All state lives in the store, keyed by that generation id.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot.core import feedback
+from bot.core.approval import current_state
 from bot.core.replies import ActionKind, Reply
-from bot.discord.invocation import invocation_from, safely
-from bot.discord.render import SCENE_FILENAME, render_reply, scene_from_embed
+from bot.discord.invocation import in_dm, invocation_from, safely
+from bot.discord.render import SCENE_FILENAME, render_reply, scene_from_embed, with_state
 
 if TYPE_CHECKING:
     from bot.core.services import CoreServices
+
+log = logging.getLogger(__name__)
 
 CUSTOM_ID_PREFIX = "wr"
 CUSTOM_ID_TEMPLATE = r"wr:(?P<action>approve|reject|regenerate|edit):(?P<generation_id>[0-9]{1,19})"
@@ -67,13 +73,24 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_
 
     async def callback(self, interaction: discord.Interaction) -> None:
         services = _services(interaction)
+        if self.kind is ActionKind.REGENERATE:  # anyone may ask for another take
+            await interaction.response.defer(thinking=True)
+            reply = await safely(feedback.record(services, invocation_from(interaction, ""),
+                                                  generation_id=self.generation_id, kind=self.kind))
+            await send_reply(interaction, reply)
+            return
+        refusal = feedback_refusal(interaction, services)
+        if refusal is not None:  # told to the clicker alone; the room's message stays as it is
+            await interaction.response.send_message(refusal, ephemeral=True)
+            return
         if self.kind is ActionKind.EDIT:
             await self._open_editor(interaction, services)
             return
-        await interaction.response.defer(thinking=True)
+        # The answer is the scene's own message, updated with the room's state (type 6).
+        await interaction.response.defer()
         reply = await safely(feedback.record(services, invocation_from(interaction, ""),
                                               generation_id=self.generation_id, kind=self.kind))
-        await send_reply(interaction, reply)
+        await show_outcome(interaction, services, reply, self.generation_id)
 
     async def _open_editor(self, interaction: discord.Interaction, services: "CoreServices") -> None:
         # A modal must be the first answer to the click, so Edit cannot defer first.
@@ -103,29 +120,65 @@ class EditModal(discord.ui.Modal):
         self.add_item(self.scene)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await interaction.response.defer(thinking=True)
+        # Opened from the scene's button, so the submission carries that message: update it (type 6).
+        await interaction.response.defer(thinking=interaction.message is None, ephemeral=True)
         reply = await safely(feedback.record(self.services, invocation_from(interaction, ""),
                                               generation_id=self.generation_id, kind=ActionKind.EDIT,
                                               edited_text=self.scene.value))
-        await send_reply(interaction, reply)
+        await show_outcome(interaction, self.services, reply, self.generation_id)
 
 
-def scene_view(reply: Reply) -> discord.ui.View | None:
-    """The persistent button row for a scene reply; None for replies without actions."""
+def feedback_refusal(interaction: discord.Interaction, services: "CoreServices") -> str | None:
+    """Why this person may not approve, reject or edit here; None when they may."""
+    if in_dm(interaction) and not services.settings.discord.dm_approvals:
+        return ("Approvals are off in direct messages. Post the scene in the room's channel to have it "
+                "approved there (or ask an admin about the `discord.dm_approvals` setting).")
+    if not services.policy.may_approve(invocation_from(interaction, "")):
+        return ("Only the room's approvers can approve, reject or edit scenes here. You can still Regenerate, "
+                "or ask an admin to add you (`[room] approvers` or `approver_roles`).")
+    return None
+
+
+async def show_outcome(interaction: discord.Interaction, services: "CoreServices", reply: Reply,
+                       generation_id: int) -> None:
+    """Feedback recorded: the scene's message shows where it stands with the room (its buttons
+    give way once the quorum is met) and the person who clicked is told privately."""
+    message = interaction.message
+    if message is not None and not reply.is_error and "approval" in reply.metadata:
+        # Read fresh under a per-message lock: two approvers clicking at once both end up shown.
+        async with _scene_lock(interaction, message.id):
+            state = await current_state(services, generation_id)
+            try:
+                if state.approved:
+                    await interaction.edit_original_response(embeds=with_state(message.embeds, state.describe()),
+                                                             view=None)
+                else:
+                    await interaction.edit_original_response(embeds=with_state(message.embeds, state.describe()))
+            except discord.HTTPException as exc:  # deleted meanwhile, or the token expired: the store has it
+                log.warning("could not show the approval state of generation %s: %s", generation_id, exc)
+    kwargs = render_reply(reply).send_kwargs()
+    await interaction.followup.send(**kwargs, ephemeral=True)
+
+
+def scene_view(reply: Reply, *, approvals: bool = True) -> discord.ui.View | None:
+    """The persistent button row for a scene reply (Regenerate alone where ``approvals`` are
+    off); None for replies without actions."""
     if reply.generation_id is None or not reply.actions:
         return None
     view = discord.ui.View(timeout=None)
     for action in reply.actions:
+        if not approvals and action.kind is not ActionKind.REGENERATE:
+            continue
         generation_id = int(action.value) if action.value.isdigit() else reply.generation_id
         view.add_item(FeedbackButton(action.kind, generation_id, label=action.label))
-    return view
+    return view if view.children else None
 
 
 async def send_reply(interaction: discord.Interaction, reply: Reply) -> None:
     """The rendered reply as the followup of a deferred interaction, with buttons for a scene."""
     rendered = render_reply(reply)
     kwargs = rendered.send_kwargs()
-    view = scene_view(reply)
+    view = scene_view(reply, approvals=not in_dm(interaction) or _services(interaction).settings.discord.dm_approvals)
     if view is not None:
         kwargs["view"] = view
     await interaction.followup.send(**kwargs)
@@ -133,6 +186,22 @@ async def send_reply(interaction: discord.Interaction, reply: Reply) -> None:
 
 def _services(interaction: discord.Interaction) -> "CoreServices":
     return interaction.client.services  # type: ignore[attr-defined]  # set by build_bot
+
+
+_LOCKS: "OrderedDict[int, asyncio.Lock]" = OrderedDict()
+_MAX_LOCKS = 1024
+
+
+def _scene_lock(interaction: discord.Interaction, message_id: int) -> asyncio.Lock:
+    """One lock per scene message, the oldest idle ones forgotten past _MAX_LOCKS."""
+    lock = _LOCKS.pop(message_id, None) or asyncio.Lock()
+    _LOCKS[message_id] = lock
+    while len(_LOCKS) > _MAX_LOCKS:
+        oldest, held = next(iter(_LOCKS.items()))
+        if held.locked():
+            break
+        del _LOCKS[oldest]
+    return lock
 
 
 def _scene_attached(interaction: discord.Interaction) -> bool:

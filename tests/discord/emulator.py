@@ -8,22 +8,27 @@ The unmodified discord.py client talks to it exactly as it talks to Discord:
       GET  /gateway/bot                            announces ws://127.0.0.1:<port>/gateway
       PUT  /applications/{app}/commands            global command sync
       PUT  /applications/{app}/guilds/{g}/commands guild command sync
-      POST /interactions/{id}/{token}/callback     acknowledgements (defer = type 5, modal = 9)
+      POST /interactions/{id}/{token}/callback     acknowledgements (defer = type 5 or 6, modal = 9),
+                                                   refused as Discord does when a second one comes
+                                                   (400, code 40060) or when 3 s have passed (404, 10062)
       POST /webhooks/{app}/{token}                 followups (JSON or multipart with files)
-      PATCH/GET /webhooks/{app}/{token}/messages/{id}
+      PATCH/GET /webhooks/{app}/{token}/messages/{id}   ("@original": the clicked message)
       GET  /channels/{id}                          a guild text channel (404 unless in `text_channels`)
       POST /channels/{id}/messages                 plain bot messages (JSON or multipart with files)
     Gateway (websocket at /gateway)
       -> op 10 HELLO; <- op 2 IDENTIFY; -> READY; <- op 1 heartbeat; -> op 11 ACK
-      -> INTERACTION_CREATE, sent by `command()`, `click()` and `submit_modal()`
+      -> INTERACTION_CREATE, sent by `command()`, `click()` and `submit_modal()`, in the guild
+         channel, a thread of it (`where=THREAD`) or a direct message (`where=DM`), as any
+         member (`member=`, with role ids)
 
-Everything the bot sends is kept (`callbacks`, `followups`, `channel_posts`, `commands`, `unhandled`)
-for the tests to inspect. Only what the writersroom bot needs is emulated.
+Everything the bot sends is kept (`callbacks`, `followups`, `channel_posts`, `commands`, `unhandled`,
+`refused_callbacks`, `ack_seconds`) for the tests to inspect. Only what the writersroom bot needs is emulated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import json
 import time
@@ -33,6 +38,10 @@ from typing import Any, Callable
 from aiohttp import WSMsgType, web
 
 API_PREFIX = "/api/v10"
+ACK_DEADLINE_S = 3.0  # Discord forgets an interaction not answered within 3 seconds
+EPHEMERAL = 64  # message flag
+GUILD, THREAD, DM = "guild", "thread", "dm"  # where an interaction comes from
+CHANNEL_ID = 700_000_000_000_000_001  # the room's text channel
 HEARTBEAT_INTERVAL_MS = 41_250
 PERMISSIONS_ALL = "2251799813685247"
 
@@ -55,7 +64,7 @@ class Followup:
     token: str
     payload: dict[str, Any]  # the JSON the bot sent (payload_json for multipart)
     files: dict[str, bytes]  # filename -> content
-    message: dict[str, Any]  # the message object answered
+    message: dict[str, Any]  # the message object answered (as sent; `messages` has it as edited since)
 
 
 @dataclass
@@ -73,16 +82,21 @@ class DiscordEmulator:
     application_id: int = 900_000_000_000_000_001
     bot_user_id: int = 900_000_000_000_000_001
     guild_id: int = 800_000_000_000_000_001
-    channel_id: int = 700_000_000_000_000_001
+    channel_id: int = CHANNEL_ID
     user: dict[str, Any] = field(default_factory=lambda: {
         "id": "600000000000000001", "username": "maya", "global_name": "Maya", "discriminator": "0",
         "avatar": None})
     callbacks: list[Callback] = field(default_factory=list)
     followups: list[Followup] = field(default_factory=list)
     channel_posts: list[ChannelPost] = field(default_factory=list)
+    edits: list[dict[str, Any]] = field(default_factory=list)  # each edited message, as it read after the edit
     commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "global" or guild id -> commands
     unhandled: list[str] = field(default_factory=list)
+    refused_callbacks: list[tuple[int, int]] = field(default_factory=list)  # (interaction id, Discord error code)
+    ack_seconds: dict[int, float] = field(default_factory=dict)  # interaction id -> dispatch to acknowledgement
     identifies: int = 0
+    thread_id: int = 700_000_000_000_000_101  # a public thread in `channel_id`
+    dm_channel_id: int = 700_000_000_000_000_201
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(int(time.time() * 1000 - 1_420_070_400_000) << 22)
@@ -92,6 +106,8 @@ class DiscordEmulator:
         self._changed = asyncio.Condition()
         self._seq = 0
         self.messages: dict[int, dict[str, Any]] = {}
+        self._sent: dict[int, tuple[float, int | None]] = {}  # interaction id -> (dispatched at, clicked message id)
+        self._where: dict[int, tuple[str, str | None]] = {}  # interaction id -> (channel id, guild id or None)
         self.text_channels: set[int] = {self.channel_id}  # add ids to make more channels exist
         self.port = 0
 
@@ -109,6 +125,7 @@ class DiscordEmulator:
         app.router.add_post(f"{api}/interactions/{{id}}/{{token}}/callback", self._callback)
         app.router.add_post(f"{api}/webhooks/{{app}}/{{token}}", self._followup)
         app.router.add_patch(f"{api}/webhooks/{{app}}/{{token}}/messages/{{message}}", self._edit_message)
+        app.router.add_delete(f"{api}/webhooks/{{app}}/{{token}}/messages/{{message}}", self._delete_message)
         app.router.add_get(f"{api}/webhooks/{{app}}/{{token}}/messages/{{message}}", self._get_message)
         app.router.add_get(f"{api}/channels/{{channel}}", self._get_channel)
         app.router.add_post(f"{api}/channels/{{channel}}/messages", self._post_channel_message)
@@ -186,8 +203,22 @@ class DiscordEmulator:
         payload = body[0]
         callback = Callback(int(request.match_info["id"]), request.match_info["token"], payload["type"],
                             payload.get("data") or {})
+        sent_at, _ = self._sent.get(callback.interaction_id, (None, None))
+        refusal = None
+        if callback.interaction_id in self.ack_seconds:
+            refusal = (400, {"message": "Interaction has already been acknowledged.", "code": 40060})
+        elif sent_at is None or time.monotonic() - sent_at > ACK_DEADLINE_S:
+            refusal = (404, {"message": "Unknown interaction", "code": 10062})
         async with self._changed:
+            if refusal is not None:
+                self.refused_callbacks.append((callback.interaction_id, refusal[1]["code"]))
+                self._changed.notify_all()
+                return _json(refusal[1], status=refusal[0])
+            self.ack_seconds[callback.interaction_id] = time.monotonic() - sent_at
             self.callbacks.append(callback)
+            if callback.type == 4:  # the answer is a message: keep it like a followup's
+                message = self._message(callback.data, {}, interaction_token=callback.token)
+                self.messages[int(message["id"])] = message
             self._changed.notify_all()
         return _json({"interaction": {
             "id": str(callback.interaction_id), "type": 2,
@@ -195,30 +226,51 @@ class DiscordEmulator:
 
     async def _followup(self, request: web.Request) -> web.Response:
         payload, files = await _json_or_multipart(request)
-        message = self._message(payload, files)
+        message = self._message(payload, files, interaction_token=request.match_info["token"])
         followup = Followup(int(request.match_info["app"]), request.match_info["token"], payload, files, message)
         async with self._changed:
-            self.messages[int(message["id"])] = message
+            # Discord's copy changes with edits; the followup keeps the message as it was sent.
+            self.messages[int(message["id"])] = copy.deepcopy(message)
             self.followups.append(followup)
             self._changed.notify_all()
         return _json(message)
 
+    def _webhook_message(self, request: web.Request) -> dict[str, Any] | None:
+        """The message a webhook route names: an id, or "@original", which for a click or a
+        modal submitted from a message is the message the button is on."""
+        key = request.match_info["message"]
+        if key == "@original":
+            token = request.match_info["token"]
+            interaction_id = int(token.removeprefix("token-")) if token.startswith("token-") else -1
+            _, key = self._sent.get(interaction_id, (None, None))
+        return self.messages.get(int(key)) if key is not None and str(key).isdigit() else None
+
     async def _edit_message(self, request: web.Request) -> web.Response:
         payload, files = await _json_or_multipart(request)
-        message = self.messages.get(int(request.match_info["message"])) if request.match_info["message"].isdigit() \
-            else None
+        message = self._webhook_message(request)
         if message is None:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
-        message.update({key: payload[key] for key in ("content", "embeds", "components") if key in payload})
-        message["edited_timestamp"] = _iso_now()
+        async with self._changed:
+            message.update({key: payload[key] for key in ("content", "embeds", "components") if key in payload})
+            message["edited_timestamp"] = _iso_now()
+            self.edits.append(dict(message))
+            self._changed.notify_all()
         return _json(message)
 
     async def _get_message(self, request: web.Request) -> web.Response:
-        key = request.match_info["message"]
-        message = self.messages.get(int(key)) if key.isdigit() else None
+        message = self._webhook_message(request)
         if message is None:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
         return _json(message)
+
+    async def _delete_message(self, request: web.Request) -> web.Response:
+        message = self._webhook_message(request)
+        if message is None:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        async with self._changed:
+            self.messages.pop(int(message["id"]), None)
+            self._changed.notify_all()
+        return web.Response(status=204)
 
     def _known_channel(self, request: web.Request) -> int | None:
         key = request.match_info["channel"]
@@ -237,7 +289,7 @@ class DiscordEmulator:
         payload, files = await _json_or_multipart(request)
         message = self._message(payload, files, channel_id=channel_id)
         async with self._changed:
-            self.messages[int(message["id"])] = message
+            self.messages[int(message["id"])] = copy.deepcopy(message)
             self.channel_posts.append(ChannelPost(channel_id, payload, files, message))
             self._changed.notify_all()
         return _json(message)
@@ -246,11 +298,15 @@ class DiscordEmulator:
         self.unhandled.append(f"{request.method} {request.path}")
         return _json({"message": "404: Not Found (emulator)", "code": 0}, status=404)
 
-    def _message(self, payload: dict[str, Any], files: dict[str, bytes], *,
-                 channel_id: int | None = None) -> dict[str, Any]:
-        """The message object Discord answers: an interaction response in the room's channel by
-        default, or (with `channel_id`) the bot's own message in that channel, which has no webhook id."""
+    def _message(self, payload: dict[str, Any], files: dict[str, bytes], *, channel_id: int | None = None,
+                 interaction_token: str | None = None) -> dict[str, Any]:
+        """The message object Discord answers: an interaction response where the interaction
+        came from (the room's channel by default), or (with `channel_id`) the bot's own message
+        in that channel, which has no webhook id."""
         message_id = self.new_id()
+        where_channel, guild = str(self.channel_id), str(self.guild_id)
+        if interaction_token and interaction_token.startswith("token-"):
+            where_channel, guild = self._where.get(int(interaction_token.removeprefix("token-")), (where_channel, guild))
         attachments = [
             {"id": str(self.new_id()), "filename": name, "size": len(content),
              "url": f"http://127.0.0.1:{self.port}/attachments/{message_id}/{name}",
@@ -258,14 +314,15 @@ class DiscordEmulator:
             for name, content in files.items()
         ]
         message = {
-            "id": str(message_id), "type": 0, "channel_id": str(channel_id or self.channel_id),
-            "guild_id": str(self.guild_id),
+            "id": str(message_id), "type": 0, "channel_id": str(channel_id or where_channel),
             "author": self._bot_user(), "content": payload.get("content") or "", "timestamp": _iso_now(),
             "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
             "mention_roles": [], "attachments": attachments, "embeds": payload.get("embeds") or [],
             "components": payload.get("components") or [], "pinned": False, "flags": payload.get("flags") or 0,
             "webhook_id": str(self.application_id), "application_id": str(self.application_id),
         }
+        if guild is not None:
+            message["guild_id"] = guild
         if channel_id is not None:
             del message["webhook_id"], message["application_id"]
         return message
@@ -318,27 +375,45 @@ class DiscordEmulator:
     async def dispatch_interaction(self, interaction: dict[str, Any]) -> dict[str, Any]:
         if not self._sockets:
             raise RuntimeError("no client connected to the gateway")
+        clicked = interaction.get("message", {}).get("id")
+        self._sent[int(interaction["id"])] = (time.monotonic(), int(clicked) if clicked else None)
+        self._where[int(interaction["id"])] = (interaction["channel_id"], interaction.get("guild_id"))
         await self._dispatch(self._sockets[-1], "INTERACTION_CREATE", interaction)
         return interaction
 
     # -- interactions the tests send -----------------------------------------------------------
 
-    def _interaction(self, type_: int, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    def member(self, user_id: str = "600000000000000001", name: str = "maya", roles: tuple[int, ...] = ()) -> dict:
+        """A guild member as interactions carry it: the user and the ids of the roles they hold."""
+        return {"user": {"id": str(user_id), "username": name, "global_name": name.capitalize(), "discriminator": "0",
+                         "avatar": None},
+                "roles": [str(role) for role in roles], "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False,
+                "mute": False, "flags": 0, "permissions": PERMISSIONS_ALL, "nick": None}
+
+    def _interaction(self, type_: int, data: dict[str, Any], *, where: str = GUILD, member: dict | None = None,
+                     channel_id: int | None = None, **extra: Any) -> dict[str, Any]:
         interaction_id = self.new_id()
-        return {
+        member = member or {**self.member(), "user": dict(self.user)}
+        interaction = {
             "id": str(interaction_id), "application_id": str(self.application_id), "type": type_,
             "token": f"token-{interaction_id}", "version": 1, "data": data,
-            "guild_id": str(self.guild_id), "channel_id": str(self.channel_id),
-            "channel": self._channel(self.channel_id),
-            "member": {"user": dict(self.user), "roles": [], "joined_at": "2024-01-01T00:00:00+00:00",
-                       "deaf": False, "mute": False, "flags": 0, "permissions": PERMISSIONS_ALL, "nick": None},
-            "app_permissions": PERMISSIONS_ALL, "locale": "en-US", "guild_locale": "en-US", "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)}, "context": 0,
+            "app_permissions": PERMISSIONS_ALL, "locale": "en-US", "entitlements": [],
             "attachment_size_limit": 26_214_400, **extra,
         }
+        if where == DM:  # no guild, no member: the user alone, in the bot's DM channel with them
+            channel = {"id": str(channel_id or self.dm_channel_id), "type": 1, "recipients": [member["user"]]}
+            interaction.update(user=member["user"], channel=channel, channel_id=channel["id"], context=1,
+                               authorizing_integration_owners={"1": member["user"]["id"]})
+        else:
+            channel = self._channel(channel_id or self.channel_id) if where == GUILD else self._thread()
+            interaction.update(guild_id=str(self.guild_id), guild_locale="en-US", member=member, channel=channel,
+                               channel_id=channel["id"], context=0,
+                               authorizing_integration_owners={"0": str(self.guild_id)})
+        return interaction
 
-    async def command(self, name: str, **options: Any) -> int:
-        """A slash command typed in the channel; returns the interaction id."""
+    async def command(self, name: str, *, where: str = GUILD, member: dict | None = None,
+                      channel_id: int | None = None, **options: Any) -> int:
+        """A slash command typed in the channel (or `where` else); returns the interaction id."""
         scope = str(self.guild_id) if str(self.guild_id) in self.commands else "global"
         known = {command["name"]: command for command in self.commands.get(scope, [])}
         if name not in known:
@@ -347,17 +422,19 @@ class DiscordEmulator:
                 "options": [{"name": key, "type": 3, "value": value} for key, value in options.items()]}
         if scope != "global":
             data["guild_id"] = scope
-        interaction = await self.dispatch_interaction(self._interaction(2, data))
+        interaction = await self.dispatch_interaction(
+            self._interaction(2, data, where=where, member=member, channel_id=channel_id))
         return int(interaction["id"])
 
-    async def click(self, message: dict[str, Any], custom_id: str) -> int:
-        """A button press on a message the bot sent; returns the interaction id."""
+    async def click(self, message: dict[str, Any], custom_id: str, *, member: dict | None = None) -> int:
+        """A button press on a message the bot sent (where that message is); returns the interaction id."""
         data = {"custom_id": custom_id, "component_type": 2}
-        interaction = await self.dispatch_interaction(self._interaction(3, data, message=message))
+        interaction = await self.dispatch_interaction(
+            self._interaction(3, data, message=message, member=member, **self._where_message_is(message)))
         return int(interaction["id"])
 
     async def submit_modal(self, modal: dict[str, Any], values: dict[str, str],
-                           message: dict[str, Any] | None = None) -> int:
+                           message: dict[str, Any] | None = None, *, member: dict | None = None) -> int:
         """Submit a modal the bot opened (the `data` of its type-9 callback) with new text input values."""
         rows = []
         for row in modal.get("components", []):
@@ -371,9 +448,23 @@ class DiscordEmulator:
                     else:
                         rows.append({"type": 1, "components": [answer]})
         data = {"custom_id": modal["custom_id"], "components": rows}
-        extra = {"message": message} if message is not None else {}
-        interaction = await self.dispatch_interaction(self._interaction(5, data, **extra))
+        extra = {"message": message, **self._where_message_is(message)} if message is not None else {}
+        interaction = await self.dispatch_interaction(self._interaction(5, data, member=member, **extra))
         return int(interaction["id"])
+
+    def _where_message_is(self, message: dict[str, Any]) -> dict[str, Any]:
+        channel_id = int(message["channel_id"])
+        if channel_id == self.dm_channel_id:
+            return {"where": DM}
+        return {"where": THREAD} if channel_id == self.thread_id else {"channel_id": channel_id}
+
+    def _thread(self) -> dict[str, Any]:
+        """A public thread (type 11) in the guild channel."""
+        return {"id": str(self.thread_id), "type": 11, "guild_id": str(self.guild_id), "name": "cold open",
+                "parent_id": str(self.channel_id), "owner_id": self.user["id"], "member_count": 2,
+                "message_count": 1, "rate_limit_per_user": 0, "flags": 0,
+                "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                    "archive_timestamp": _iso_now()}}
 
     # -- waiting -------------------------------------------------------------------------------
 

@@ -7,71 +7,21 @@ from the emulator's GET /gateway/bot), and drives interactions over the gateway.
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from bot.discord.client import build_bot
 from bot.discord.render import COLOUR_ERROR, SCENE_FILENAME
 from bot.discord.views import custom_id, parse_custom_id
 from bot.core.replies import ActionKind
 from bot.store import queries
 from bot.store.db import session_scope
 from tests.discord.emulator import DiscordEmulator
+from tests.discord.harness import SITUATION, button_ids, discord_room, running_bot, summary
 from tests.support.core_services import make_core_services
 from tests.support.fake_backend import CANNED_SCENE, FakeBackend
 
 pytestmark = pytest.mark.timeout(60)
-
-TOKEN = "emulator.bot.token"
-SITUATION = "a detective corners her former partner in a rainy alley"
-
-
-@asynccontextmanager
-async def running_bot(emulator: DiscordEmulator, services):
-    """A fresh bot instance (one 'process'), logged in and identified on the gateway; closed on exit.
-
-    It waits for IDENTIFY rather than on_ready: discord.py holds on_ready back ~2 s waiting for
-    guilds, but it handles interactions as soon as READY has arrived.
-    """
-    bot = build_bot(services.settings, services)
-    identified = emulator.identifies
-    task = asyncio.create_task(bot.start(TOKEN))
-    try:
-        waiter = asyncio.create_task(emulator.wait_for(lambda: emulator.identifies > identified, timeout=15))
-        done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            waiter.cancel()
-            task.result()  # start() ended early: raise its error
-            raise AssertionError("the bot stopped before identifying")
-        waiter.result()
-        yield bot
-    finally:
-        await bot.close()
-        await asyncio.wait_for(task, 10)
-
-
-@asynccontextmanager
-async def discord_room(tmp_path: Path, backend: FakeBackend):
-    async with DiscordEmulator() as emulator:
-        services = make_core_services(tmp_path, backend.url,
-                                      discord={"api_url": emulator.api_url, "guild_id": emulator.guild_id})
-        yield emulator, services
-        assert emulator.unhandled == []  # every route discord.py called is one the emulator knows
-
-
-def _run(coro):
-    return asyncio.run(coro)
-
-
-def _button_ids(message: dict) -> list[str]:
-    return [component["custom_id"] for row in message["components"] for component in row["components"]]
-
-
-def _summary(services, generation_id: int):
-    with session_scope(services.sessions) as session:
-        return queries.feedback_summary(session, generation_id=generation_id)
 
 
 def test_dialogue_defers_then_follows_up_with_scene_and_buttons(tmp_path: Path) -> None:
@@ -92,7 +42,7 @@ def test_dialogue_defers_then_follows_up_with_scene_and_buttons(tmp_path: Path) 
                 assert embed["description"].startswith("```fountain\n")
                 assert "You sold us out, Cole." in embed["description"]
                 assert any(field["name"] == "Drawn on" for field in embed.get("fields", []))
-                ids = _button_ids(followup.message)
+                ids = button_ids(followup.message)
                 kinds_and_ids = [parse_custom_id(value) for value in ids]
                 generation_id = kinds_and_ids[0][1]
                 assert [kind for kind, _ in kinds_and_ids] == list(ActionKind)
@@ -104,7 +54,7 @@ def test_dialogue_defers_then_follows_up_with_scene_and_buttons(tmp_path: Path) 
                     assert generation is not None and "You sold us out" in generation.output
                     assert generation.room.external_id == f"{emulator.guild_id}:{emulator.channel_id}"
 
-    _run(scenario())
+    asyncio.run(scenario())
 
 
 def test_approve_click_after_restart_records_one_approval(tmp_path: Path) -> None:
@@ -114,22 +64,23 @@ def test_approve_click_after_restart_records_one_approval(tmp_path: Path) -> Non
                 async with running_bot(emulator, services):
                     first = await emulator.command("dialogue", situation=SITUATION)
                     message = (await emulator.followup_for(first)).message
-                generation_id = parse_custom_id(_button_ids(message)[0])[1]
+                generation_id = parse_custom_id(button_ids(message)[0])[1]
 
                 async with running_bot(emulator, services):  # a new process: nothing of the old view is in memory
                     assert emulator.identifies == 2
                     click = await emulator.click(message, custom_id(ActionKind.APPROVE, generation_id))
-                    assert (await emulator.callback_for(click)).type == 5
-                    answer = (await emulator.followup_for(click)).message["embeds"][0]["description"]
-                    assert f"approved generation {generation_id}" in answer
+                    assert (await emulator.callback_for(click)).type == 6  # the answer is the scene message, updated
+                    answer = (await emulator.followup_for(click)).message
+                    assert f"approved generation {generation_id}" in answer["embeds"][0]["description"]
+                    assert answer["flags"] & 64  # told to the clicker alone
                     again = await emulator.click(message, custom_id(ActionKind.APPROVE, generation_id))
                     assert "already" in (await emulator.followup_for(again)).message["embeds"][0]["description"]
 
-                summary = _summary(services, generation_id)
-                assert summary.approvals == 1 and summary.rejections == 0
-                assert summary.approvers == ["Maya"]
+                recorded = summary(services, generation_id)
+                assert recorded.approvals == 1 and recorded.rejections == 0
+                assert recorded.approvers == ["Maya"]
 
-    _run(scenario())
+    asyncio.run(scenario())
 
 
 def test_edit_opens_prefilled_modal_and_records_edit(tmp_path: Path) -> None:
@@ -138,7 +89,7 @@ def test_edit_opens_prefilled_modal_and_records_edit(tmp_path: Path) -> None:
             async with discord_room(tmp_path, backend) as (emulator, services), running_bot(emulator, services):
                 first = await emulator.command("dialogue", situation=SITUATION)
                 message = (await emulator.followup_for(first)).message
-                generation_id = parse_custom_id(_button_ids(message)[0])[1]
+                generation_id = parse_custom_id(button_ids(message)[0])[1]
 
                 click = await emulator.click(message, custom_id(ActionKind.EDIT, generation_id))
                 modal = await emulator.callback_for(click)
@@ -150,13 +101,13 @@ def test_edit_opens_prefilled_modal_and_records_edit(tmp_path: Path) -> None:
 
                 edited = CANNED_SCENE.replace("You sold us out", "You sold me out")
                 submit = await emulator.submit_modal(modal.data, {text_inputs[0]["custom_id"]: edited}, message)
-                assert (await emulator.callback_for(submit)).type == 5
+                assert (await emulator.callback_for(submit)).type == 6
                 answer = (await emulator.followup_for(submit)).message["embeds"][0]["description"]
                 assert "edited and approved" in answer
-                summary = _summary(services, generation_id)
-                assert summary.edits == 1 and summary.latest_edit == edited
+                recorded = summary(services, generation_id)
+                assert recorded.edits == 1 and recorded.latest_edit == edited
 
-    _run(scenario())
+    asyncio.run(scenario())
 
 
 def test_regenerate_and_similar_and_help(tmp_path: Path) -> None:
@@ -165,11 +116,11 @@ def test_regenerate_and_similar_and_help(tmp_path: Path) -> None:
             async with discord_room(tmp_path, backend) as (emulator, services), running_bot(emulator, services):
                 first = await emulator.command("dialogue", situation=SITUATION)
                 message = (await emulator.followup_for(first)).message
-                generation_id = parse_custom_id(_button_ids(message)[0])[1]
+                generation_id = parse_custom_id(button_ids(message)[0])[1]
 
                 click = await emulator.click(message, custom_id(ActionKind.REGENERATE, generation_id))
                 again = (await emulator.followup_for(click)).message
-                new_id = parse_custom_id(_button_ids(again)[0])[1]
+                new_id = parse_custom_id(button_ids(again)[0])[1]
                 assert new_id != generation_id
                 assert "You sold us out" in again["embeds"][0]["description"]
 
@@ -186,7 +137,7 @@ def test_regenerate_and_similar_and_help(tmp_path: Path) -> None:
                 assert [f.token for f in emulator.followups].count(f"token-{click}") == 1
                 assert len(backend.requests) == 2
 
-    _run(scenario())
+    asyncio.run(scenario())
 
 
 def test_long_scene_is_attached_as_a_file(tmp_path: Path) -> None:
@@ -201,14 +152,14 @@ def test_long_scene_is_attached_as_a_file(tmp_path: Path) -> None:
                 assert len(followup.message["embeds"][0]["description"]) <= 4096
                 assert followup.message["attachments"][0]["filename"] == SCENE_FILENAME
                 assert "Line 199 of a very long argument" in followup.files[SCENE_FILENAME].decode()
-                generation_id = parse_custom_id(_button_ids(followup.message)[0])[1]  # the buttons are still there
+                generation_id = parse_custom_id(button_ids(followup.message)[0])[1]  # the buttons are still there
 
                 click = await emulator.click(followup.message, custom_id(ActionKind.EDIT, generation_id))
                 refusal = await emulator.callback_for(click)
                 assert refusal.type == 4 and refusal.data["flags"] & 64  # an ephemeral message, not a modal
                 assert "cannot be edited here" in refusal.data["content"]
 
-    _run(scenario())
+    asyncio.run(scenario())
 
 
 def test_backend_down_shows_a_clear_error(tmp_path: Path) -> None:
@@ -224,7 +175,7 @@ def test_backend_down_shows_a_clear_error(tmp_path: Path) -> None:
                 assert "503" in embed["description"]
                 assert message["components"] == []
 
-    _run(scenario())
+    asyncio.run(scenario())
 
 
 def test_backend_unreachable_still_answers(tmp_path: Path) -> None:
@@ -239,4 +190,4 @@ def test_backend_unreachable_still_answers(tmp_path: Path) -> None:
                 assert embed["color"] == COLOUR_ERROR.value
                 assert "is not reachable. Is it running?" in embed["description"]
 
-    _run(scenario())
+    asyncio.run(scenario())

@@ -15,11 +15,14 @@ from bot.discord.render import (
     FIELD_VALUE_LIMIT,
     MAX_FIELDS,
     SCENE_FILENAME,
+    STATE_FIELD,
     fountain_block,
     render_content,
     render_reply,
     scene_from_embed,
     shorten_lines,
+    state_from_embed,
+    with_state,
 )
 
 SCENE = "EXT. ALLEY - NIGHT\n\nMAYA\nYou sold us out, Cole.\n\nCOLE\n(backing away)\nI kept you alive."
@@ -127,3 +130,20 @@ def test_content_is_clipped_to_2000() -> None:
 def test_shorten_lines_cuts_inside_a_line_only_when_it_must() -> None:
     assert shorten_lines("aaaa\nbbbb", 6) == "aaaa"
     assert shorten_lines("a" * 20, 5) == "aaaaa"
+
+
+def test_the_state_leads_the_scene_embed_and_replaces_the_one_shown_before() -> None:
+    embed = render_reply(_scene_reply(citations=(_citation(1),))).embeds[0]
+    once = with_state([embed], "Approved 1 of 2 — by <@1>")
+    twice = with_state(once, "Approved by <@1>, <@2>")
+    assert [field.name for field in twice[0].fields] == [STATE_FIELD, CITATIONS_FIELD]
+    assert state_from_embed(twice[0]) == "Approved by <@1>, <@2>"
+    assert twice[0].description == embed.description and scene_from_embed(twice[0]) == SCENE
+    assert state_from_embed(embed) is None  # the message it came from is untouched
+
+
+def test_the_state_fits_an_embed_already_at_the_limits() -> None:
+    reply = _scene_reply(text="MAYA\n" + "word " * 1500, citations=tuple(_citation(n, long=True) for n in range(30)))
+    shown = with_state(render_reply(reply).embeds, "Rejected by " + ", ".join(f"<@{n}>" for n in range(400)))[0]
+    assert len(shown) <= EMBED_TOTAL_LIMIT and len(shown.fields) <= MAX_FIELDS
+    assert shown.fields[0].name == STATE_FIELD and len(shown.fields[0].value) <= FIELD_VALUE_LIMIT
