@@ -8,8 +8,8 @@ What counts as an example is the store's consent rule (``bot.store.queries``, mo
 doc): opted-out writers' scenes and votes are left out there, and edited text wins.
 Each example's ``messages`` are the chat messages the bot sent when it wrote the scene
 (``bot.core.prompting.build_messages`` over the same request and the same retrieved
-exemplars, without the worked example, as adapters are served), followed by the approved
-text as the assistant's answer, so the adapter learns on exactly the prompt it will be served.
+exemplars), followed by the approved text as the assistant's answer, so the adapter learns
+on the prompt it will be served, less the worked example (``build_messages`` says why).
 
 Examples are identified by a content hash (normalised prompt and text): duplicates
 keep the newest, and the split is a pure function of the hash, so an example never

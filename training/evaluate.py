@@ -13,8 +13,8 @@ Both models are scored on the same material:
   set (training.eval_prompts), that parse as Fountain with every requested character
   speaking. Each scene is one sample through the bot's own loop (prefilled heading and
   cue, normalisation, name repair), with no retries, continuations or copy guard, so the
-  number says how often the model itself gets it right. Each model gets the prompt it is
-  served with: the base model with the worked example, adapters without.
+  number says how often the model itself gets it right. Every model gets the prompt it is
+  served with, worked example included.
 
 The models run in the backend's own engine (ChatGenerator + AdapterSet + Scheduler, via
 backend.inprocess), with the candidate and the serving adapter loaded side by side from a
@@ -198,8 +198,8 @@ async def _sample_all(generator: Any, setup: EvalSetup, models: list[tuple[str, 
 
     chat = InProcessChat(generator, max_batch=max(1, min(32, len(setup.prompts) * len(models))))
     try:
-        jobs = [_sample(chat, name, number, prompt, setup, worked_example=name == setup.base_name)
-                for name, _ in models for number, prompt in enumerate(setup.prompts)]
+        jobs = [_sample(chat, name, number, prompt, setup) for name, _ in models
+                for number, prompt in enumerate(setup.prompts)]
         rows = await asyncio.gather(*jobs)
     finally:
         chat.close()
@@ -210,13 +210,12 @@ async def _sample_all(generator: Any, setup: EvalSetup, models: list[tuple[str, 
     return out
 
 
-async def _sample(chat: Any, model: str, number: int, prompt: str, setup: EvalSetup, *,
-                  worked_example: bool) -> dict[str, Any]:
+async def _sample(chat: Any, model: str, number: int, prompt: str, setup: EvalSetup) -> dict[str, Any]:
     from bot.core.dialogue import generate_scene
     from bot.core.prompting import build_messages, parse_dialogue_request
 
     request = parse_dialogue_request(prompt)
-    messages = build_messages(request, [], exemplar_chars=setup.exemplar_chars, worked_example=worked_example)
+    messages = build_messages(request, [], exemplar_chars=setup.exemplar_chars)  # as served: with the worked example
     # The same seed for the same prompt in every model: the comparison is paired.
     result = await generate_scene(chat, model=model, request=request, messages=messages, sampling=setup.sampling,
                                   max_attempts=1, continuation_tries=0, copy_min_words=0,

@@ -120,7 +120,8 @@ def tokenize_examples(tokenizer: Any, chats: Sequence[Sequence[dict[str, str]]],
 
 
 class _ListDataset:
-    """What Trainer needs of a dataset: len and indexing (no `datasets` dependency)."""
+    """What Trainer needs of a dataset: len and indexing (no `datasets` dependency). Items
+    are mappings with `input_ids` so Trainer's length-grouped sampler can read lengths."""
 
     def __init__(self, items: list[TokenizedExample]) -> None:
         self.items = items
@@ -128,8 +129,13 @@ class _ListDataset:
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> TokenizedExample:
-        return self.items[index]
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        item = self.items[index]
+        return {"input_ids": item.input_ids, "labels": item.labels}
+
+
+def _collate(batch: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
+    return pad_batch([TokenizedExample(item["input_ids"], item["labels"]) for item in batch], pad_id)
 
 
 def complete_checkpoints(directory: Path) -> list[Path]:
@@ -200,6 +206,9 @@ def train_adapter(train_chats: Sequence[Sequence[dict[str, str]]],
         disable_tqdm=not progress,
         remove_unused_columns=False,
         dataloader_num_workers=0,
+        # Batches of similar lengths (shuffled all the same): ~9% fewer padded tokens on the
+        # corpus proof's 444 scenes, which is training time on a CPU.
+        train_sampling_strategy="group_by_length",
     )
 
     class Progress(TrainerCallback):
@@ -209,7 +218,7 @@ def train_adapter(train_chats: Sequence[Sequence[dict[str, str]]],
 
     trainer = Trainer(model=model, args=arguments, train_dataset=_ListDataset(train),
                       eval_dataset=_ListDataset(validation) if validation else None,
-                      data_collator=lambda batch: pad_batch(batch, tokenizer.pad_token_id),
+                      data_collator=lambda batch: _collate(batch, tokenizer.pad_token_id),
                       callbacks=[Progress()])
     if not progress:  # without bars Trainer prints every log dict instead; quiet means quiet
         from transformers.trainer_callback import PrinterCallback

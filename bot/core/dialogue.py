@@ -164,7 +164,7 @@ async def write_scene(services: CoreServices, invocation: Invocation, *, parent_
     request = parse_dialogue_request(invocation.text)
     exemplars = await _exemplars(services, request.situation or invocation.text)
     model, adapter = await services.model_for(invocation.room_id)
-    messages = scene_messages(services, request, exemplars, adapter=adapter)
+    messages = scene_messages(services, request, exemplars)
     return await generate_and_record(
         services, invocation, request=request, messages=messages, exemplars=exemplars, model=model, adapter=adapter,
         stored_prompt=invocation.text, parent_id=parent_id,
@@ -182,12 +182,11 @@ def sampling_parameters(settings: GenerationSettings) -> dict:
     }
 
 
-def scene_messages(services: CoreServices, request: DialogueRequest, exemplars: Sequence[SceneHit], *,
-                   adapter: str | None) -> list[dict[str, str]]:
-    """The prompt for ``request``: an adapter learned screenplay form from the room's
-    approvals without the worked example, so it is asked without it."""
-    return build_messages(request, exemplars, exemplar_chars=services.settings.generation.exemplar_chars,
-                          worked_example=adapter is None)
+def scene_messages(services: CoreServices, request: DialogueRequest,
+                   exemplars: Sequence[SceneHit]) -> list[dict[str, str]]:
+    """The prompt for ``request``, with the worked example whether or not an adapter serves
+    (see build_messages: adapters are trained without it and served with it)."""
+    return build_messages(request, list(exemplars), exemplar_chars=services.settings.generation.exemplar_chars)
 
 
 async def generate_and_record(services: CoreServices, invocation: Invocation, *, request: DialogueRequest,

@@ -137,7 +137,7 @@ async def _write_follow_up(services: CoreServices, invocation: Invocation, paren
     note = parse_dialogue_request(direction).situation or direction
     exemplars = await services.search(f"{request.situation} {note}", k=count) if count else []
     model, adapter = await services.model_for(invocation.room_id)
-    messages = scene_messages(services, request, exemplars, adapter=adapter)
+    messages = scene_messages(services, request, exemplars)
     messages += [{"role": "assistant", "content": parent.output},
                  {"role": "user", "content": NOTE.format(direction=direction)}]
     # What the store keeps as the prompt: the scene's situation with this direction, so

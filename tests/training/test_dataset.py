@@ -73,7 +73,7 @@ def test_an_approved_scene_is_an_example_with_the_serving_prompt(room: Room) -> 
     assert (example.prompt, example.text, example.generation_id) == (PROMPT, SCENE, generation_id)
     assert example.characters == ("MAYA", "COLE")
     assert (example.room, example.author) == ("T1:C1", "ana")
-    served = build_messages(parse_dialogue_request(PROMPT), [], exemplar_chars=600, worked_example=False)  # as adapters are served
+    served = build_messages(parse_dialogue_request(PROMPT), [], exemplar_chars=600, worked_example=False)  # less the worked example
     assert example.messages == [*served, {"role": "assistant", "content": SCENE}]
     assert data.size == 1 and data.excluded == {"opted_out": 0, "contested": 0, "duplicates": 0}
 

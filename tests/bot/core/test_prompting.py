@@ -86,7 +86,7 @@ def test_prefill_and_continuation_are_joined_once():
     assert with_prefill(messages, "") == messages
 
 
-def test_adapters_are_asked_without_the_worked_example():
+def test_training_prompts_can_leave_out_the_worked_example():
     from bot.core.prompting import build_messages, load_template, parse_dialogue_request
 
     request = parse_dialogue_request("two sisters argue in a kitchen characters: June, Rose")
