@@ -75,7 +75,7 @@ def follow(settings: Any, *, progress: bool = False) -> str | None:
     Returns why nothing was trained, or None after training."""
     from pathlib import Path
 
-    from training.run import base_model
+    from training.run import FINAL_EVAL, base_model
     from training.trainer import train_adapter
 
     work = _broadcast(None)
@@ -83,5 +83,6 @@ def follow(settings: Any, *, progress: bool = False) -> str | None:
         return str(work["stop"])
     model_dir, _ = base_model(settings)
     train_adapter(work["train"], work["validation"], base_model_dir=model_dir, work_dir=Path(work["work_dir"]),
-                  settings=settings.training, device=settings.model.device, progress=progress)
+                  settings=settings.training, device=settings.model.device, progress=progress,
+                  final_eval=FINAL_EVAL)  # as the main process: every rank must run the same collectives
     return None

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ from typing import Any
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+#: The finished adapter's validation loss comes from the gate, which measures it anyway.
+FINAL_EVAL = False
 
 Phase = Callable[[str], None]
 
@@ -213,7 +216,7 @@ def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, he
     crew.send([e.messages for e in data.train], [e.messages for e in data.validation], str(work_dir))
     outcome = train_adapter([e.messages for e in data.train], [e.messages for e in data.validation],
                             base_model_dir=model_dir, work_dir=work_dir, settings=t, device=settings.model.device,
-                            progress=progress, on_step=_StepReport(phase))
+                            progress=progress, on_step=_StepReport(phase), final_eval=FINAL_EVAL)
     phase("evaluating the candidate against what serves")
     candidate, serving, verdict, serving_label = _evaluate(settings, data, outcome, model_dir=model_dir,
                                                            base_name=base_name, work_dir=work_dir, room=result.room)
@@ -223,8 +226,12 @@ def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, he
     run_dir = settings.home / "training" / "runs" / f"run-{result.run_id:04d}"
     from training.report import write_report
 
+    eval_losses = list(outcome.eval_losses)
+    if candidate.validation_ppl and (not eval_losses or eval_losses[-1][0] < outcome.steps):
+        # The gate's validation perplexity is the finished adapter's validation loss (ln ppl).
+        eval_losses.append((outcome.steps, math.log(candidate.validation_ppl)))
     _, png = write_report(run_dir, title=f"training run {result.run_id} ({version})", losses=outcome.losses,
-                          eval_losses=outcome.eval_losses, candidate=candidate, serving=serving, verdict=verdict,
+                          eval_losses=eval_losses, candidate=candidate, serving=serving, verdict=verdict,
                           extra={"training": outcome.as_json(), "run_id": result.run_id, "version": version})
     result.report_png = png
     result.metrics = {"candidate": candidate.as_json(), "serving": serving.as_json(), "verdict": verdict.as_json(),

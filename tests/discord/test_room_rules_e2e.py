@@ -187,3 +187,22 @@ def test_the_sync_command_publishes_the_slash_commands_and_exits(tmp_path: Path,
             assert TOKEN not in out.decode() + err.decode()
 
     asyncio.run(scenario())
+
+
+def test_bad_input_gets_a_clear_answer_and_reaches_no_model(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with FakeBackend() as backend:
+            admins = {"admins": ["620000000000000009"]}
+            async with discord_room(tmp_path, backend, room=admins) as (emulator, services), \
+                    running_bot(emulator, services):
+                async def answer(name: str, **options) -> str:
+                    interaction = await emulator.command(name, **options)
+                    return (await emulator.followup_for(interaction)).message["embeds"][0]["description"]
+
+                assert "the limit is 1,500" in await answer("dialogue", situation="rain " * 400)
+                assert "Unknown /room action `dance`" in await answer("room", action="dance")
+                # an admin-only action from a writer who is not one: refused, nothing queued
+                assert "Only room admins may do that" in await answer("room", action="retrain")
+                assert backend.requests == []
+
+    asyncio.run(scenario())

@@ -9,6 +9,7 @@ when the margin asked for cannot be met.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,9 @@ def test_a_better_candidate_is_published_promoted_recorded_and_reported(tmp_path
     assert result.report_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads((result.report_png.parent / "report.json").read_text())
     assert report["verdict"]["promote"] is True and len(report["losses"]) == 8
+    # the curve ends with the finished adapter, as the gate measured it on the validation split
+    assert report["eval_losses"][-1][0] == 8
+    assert report["eval_losses"][-1][1] == pytest.approx(math.log(candidate["validation_ppl"]), rel=1e-3)
     # The run row.
     [row] = run_rows()
     assert row["status"] == "succeeded" and row["adapter_version"] == result.version
