@@ -16,7 +16,8 @@ The unmodified discord.py client talks to it exactly as it talks to Discord:
       GET  /channels/{id}                          a guild text channel (404 unless in `text_channels`)
       POST /channels/{id}/messages                 plain bot messages (JSON or multipart with files)
     Gateway (websocket at /gateway)
-      -> op 10 HELLO; <- op 2 IDENTIFY; -> READY; <- op 1 heartbeat; -> op 11 ACK
+      -> op 10 HELLO; <- op 2 IDENTIFY; -> READY, GUILD_CREATE (roles, channel, thread);
+      <- op 1 heartbeat; -> op 11 ACK
       -> INTERACTION_CREATE, sent by `command()`, `click()` and `submit_modal()`, in the guild
          channel, a thread of it (`where=THREAD`) or a direct message (`where=DM`), as any
          member (`member=`, with role ids)
@@ -96,6 +97,7 @@ class DiscordEmulator:
     ack_seconds: dict[int, float] = field(default_factory=dict)  # interaction id -> dispatch to acknowledgement
     identifies: int = 0
     thread_id: int = 700_000_000_000_000_101  # a public thread in `channel_id`
+    roles: dict[int, str] = field(default_factory=lambda: {501: "writers", 555: "showrunners"})  # id -> name
     dm_channel_id: int = 700_000_000_000_000_201
 
     def __post_init__(self) -> None:
@@ -327,6 +329,21 @@ class DiscordEmulator:
             del message["webhook_id"], message["application_id"]
         return message
 
+    def _guild(self) -> dict[str, Any]:
+        """The guild as GUILD_CREATE brings it after READY: its roles, text channel and thread."""
+        roles = [{"id": str(role_id), "name": name, "color": 0, "hoist": False, "position": position,
+                  "permissions": "0" if position else "1071698660929", "managed": False, "mentionable": False,
+                  "flags": 0}
+                 for position, (role_id, name) in enumerate([(self.guild_id, "@everyone"), *self.roles.items()])]
+        return {"id": str(self.guild_id), "name": "Writers' Room", "icon": None, "owner_id": self.user["id"],
+                "roles": roles, "emojis": [], "stickers": [], "features": [], "member_count": 3, "large": False,
+                "unavailable": False, "joined_at": "2024-01-01T00:00:00+00:00", "verification_level": 0,
+                "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0,
+                "premium_tier": 0, "preferred_locale": "en-US", "system_channel_id": None, "afk_channel_id": None,
+                "afk_timeout": 300, "members": [], "voice_states": [], "presences": [],
+                "channels": [self._channel(channel_id) for channel_id in sorted(self.text_channels)],
+                "threads": [self._thread()], "stage_instances": [], "guild_scheduled_events": []}
+
     def _channel(self, channel_id: int) -> dict[str, Any]:
         """A guild text channel object (type 0)."""
         return {"id": str(channel_id), "type": 0, "guild_id": str(self.guild_id), "name": "writers-room",
@@ -349,10 +366,11 @@ class DiscordEmulator:
                 elif message["op"] == 2:
                     session_id = f"session-{self.identifies + 1}"
                     await self._dispatch(ws, "READY", {
-                        "v": 10, "user": self._bot_user(), "guilds": [], "session_id": session_id,
-                        "resume_gateway_url": self.gateway_url, "shard": [0, 1],
+                        "v": 10, "user": self._bot_user(), "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+                        "session_id": session_id, "resume_gateway_url": self.gateway_url, "shard": [0, 1],
                         "application": {"id": str(self.application_id), "flags": 0},
                     })
+                    await self._dispatch(ws, "GUILD_CREATE", self._guild())
                     async with self._changed:
                         self.identifies += 1
                         self._changed.notify_all()

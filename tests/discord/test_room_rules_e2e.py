@@ -206,3 +206,25 @@ def test_bad_input_gets_a_clear_answer_and_reaches_no_model(tmp_path: Path) -> N
                 assert backend.requests == []
 
     asyncio.run(scenario())
+
+
+def test_the_rate_limit_and_the_training_opt_out_are_per_writer(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with FakeBackend() as backend:
+            async with discord_room(tmp_path, backend, room={"rate_limit_per_minute": 1}) as (emulator, services), \
+                    running_bot(emulator, services):
+                ana = emulator.member("620000000000000001", "ana")
+                await _scene(emulator)
+                again = await emulator.command("dialogue", situation=SITUATION)
+                slowed = (await emulator.followup_for(again)).message["embeds"][0]["description"]
+                assert "You can ask for 1 scenes a minute" in slowed
+                await _scene(emulator, member=ana)  # another writer is not held back
+                assert len(backend.requests) == 2
+
+                opted = await emulator.command("room", action="consent off", member=ana)
+                assert "kept out of training" in (await emulator.followup_for(opted)).message["embeds"][0]["description"]
+                with session_scope(services.sessions) as session:
+                    ana_user = queries.get_or_create_user(session, platform="discord", external_id=ana["user"]["id"])
+                    assert ana_user.training_consent is False
+
+    asyncio.run(scenario())

@@ -155,3 +155,22 @@ def test_commands_outside_the_allowed_channels_are_refused_politely(open_room, b
 
     allowed = reply_to(room, "/dialogue", SITUATION, channel="C0PITCH")
     assert buttons(allowed) and allowed.args["channel"] == "C0PITCH"
+
+
+def test_room_retrain_and_rollback_are_for_admins_and_a_retrain_is_queued(open_room, backend):
+    from bot.store.db import session_scope
+    from bot.store.queries import pending_training_request
+
+    room = open_room(backend.url, room={"admins": ["U0ADMIN"]})
+    refused = all_text(reply_to(room, "/room", "retrain"))
+    assert "Only room admins may do that" in refused
+    room.sender.user, room.sender.user_name = "U0ADMIN", "showrunner"
+    room.sender.command("/room", "retrain")
+    queued = all_text(room.api.wait_for("chat.postMessage", 2)[1])
+    with session_scope(room.services.sessions) as session:
+        request = pending_training_request(session)
+        assert request is not None and "showrunner" in (request.notes or "")
+    assert f"Training requested (request {request.id})" in queued
+    room.sender.command("/room", "rollback")  # an admin, but nothing has served yet
+    rolled = all_text(room.api.wait_for("chat.postMessage", 3)[2])
+    assert "nothing to roll back" in rolled
