@@ -31,6 +31,9 @@ def write_report(directory: Path, *, title: str, losses: Sequence[tuple[int, flo
     return json_path, png_path
 
 
+SMOOTHING = 8  # steps in the running mean of the training loss
+
+
 def plot(path: Path, *, title: str, losses: Sequence[tuple[int, float]], eval_losses: Sequence[tuple[int, float]],
          candidate: Scores, serving: Scores, verdict: Verdict) -> None:
     import matplotlib
@@ -40,7 +43,14 @@ def plot(path: Path, *, title: str, losses: Sequence[tuple[int, float]], eval_lo
 
     figure, (curve, bars) = plt.subplots(1, 2, figsize=(11, 4.2))
     if losses:
-        curve.plot(*zip(*losses), color="#7aa6c2", linewidth=1, label="training loss")
+        curve.plot(*zip(*losses), color="#7aa6c2", linewidth=1, alpha=0.6, label="training loss")
+        if len(losses) >= 2 * SMOOTHING:
+            # Batches are grouped by length, so step-to-step loss swings with the batch; the
+            # running mean shows the trend.
+            steps, values = zip(*losses)
+            smooth = [sum(values[i - SMOOTHING + 1:i + 1]) / SMOOTHING for i in range(SMOOTHING - 1, len(values))]
+            curve.plot(steps[SMOOTHING - 1:], smooth, color="#1f4e79", linewidth=2,
+                       label=f"training loss, mean of {SMOOTHING} steps")
     if eval_losses:
         curve.plot(*zip(*eval_losses), color="#c0392b", marker="o", label="validation loss")
     curve.set_xlabel("optimizer step")
