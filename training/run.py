@@ -213,8 +213,9 @@ def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, he
     t = settings.training
     work_dir = work_dir_for(settings, data_hash=data.data_hash, base_name=base_name, room=result.room)
     phase(f"training on {len(data.train)} examples in {work_dir}")
-    crew.send([e.messages for e in data.train], [e.messages for e in data.validation], str(work_dir))
-    outcome = train_adapter([e.messages for e in data.train], [e.messages for e in data.validation],
+    train_chats, validation_chats = [e.messages for e in data.train], [e.messages for e in data.validation]
+    crew.send(train_chats, validation_chats, str(work_dir))
+    outcome = train_adapter(train_chats, validation_chats,
                             base_model_dir=model_dir, work_dir=work_dir, settings=t, device=settings.model.device,
                             progress=progress, on_step=_StepReport(phase), final_eval=FINAL_EVAL)
     phase("evaluating the candidate against what serves")

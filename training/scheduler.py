@@ -79,8 +79,8 @@ class Trainer:
             return None
         try:
             log.info("training run starting (%s)", trigger)
-            extra = {"request_id": request_id} if request_id is not None else {}
-            result = self._run(self.settings, trigger=trigger, sessions=self.sessions, progress=False, **extra)
+            result = self._run(self.settings, trigger=trigger, sessions=self.sessions, progress=False,
+                               request_id=request_id)
         except TrainingBusy as exc:
             log.info("%s: %s; skipped", trigger, exc)
             return None

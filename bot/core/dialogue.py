@@ -160,7 +160,6 @@ def validate_prompt(text: str, *, limit: int) -> str | None:
 
 async def write_scene(services: CoreServices, invocation: Invocation, *, parent_id: int | None = None) -> Scene:
     """Retrieve exemplars, generate (validate, repair, retry, copy-check) and record; raises GenerationError."""
-    settings = services.settings.generation
     request = parse_dialogue_request(invocation.text)
     exemplars = await _exemplars(services, request.situation or invocation.text)
     model, adapter = await services.model_for(invocation.room_id)

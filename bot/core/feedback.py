@@ -14,6 +14,7 @@ from bot.core.services import CoreServices
 from bot.store import queries
 from bot.store.db import session_scope
 
+NOT_AN_APPROVER = "Only the room's approvers can approve, reject or edit scenes here."
 _VERBS = {ActionKind.APPROVE: "approved", ActionKind.REJECT: "rejected", ActionKind.EDIT: "edited and approved"}
 
 
@@ -22,7 +23,7 @@ async def record(services: CoreServices, invocation: Invocation, *, generation_i
     if kind is ActionKind.REGENERATE:
         return await regenerate(services, invocation, generation_id=generation_id)
     if not services.policy.may_approve(invocation):
-        return error_reply("Feedback", "Only the room's approvers can approve, reject or edit scenes here.")
+        return error_reply("Feedback", NOT_AN_APPROVER)
     if kind is ActionKind.EDIT and not (edited_text or "").strip():
         return error_reply("Edit", "The edited scene is empty; nothing was recorded.")
     try:

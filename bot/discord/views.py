@@ -134,7 +134,7 @@ def feedback_refusal(interaction: discord.Interaction, services: "CoreServices")
         return ("Approvals are off in direct messages. Post the scene in the room's channel to have it "
                 "approved there (or ask an admin about the `discord.dm_approvals` setting).")
     if not services.policy.may_approve(invocation_from(interaction, "")):
-        return ("Only the room's approvers can approve, reject or edit scenes here. You can still Regenerate, "
+        return (f"{feedback.NOT_AN_APPROVER} You can still Regenerate, "
                 "or ask an admin to add you (`[room] approvers` or `approver_roles`).")
     return None
 
@@ -146,14 +146,12 @@ async def show_outcome(interaction: discord.Interaction, services: "CoreServices
     message = interaction.message
     if message is not None and not reply.is_error and "approval" in reply.metadata:
         # Read fresh under a per-message lock: two approvers clicking at once both end up shown.
-        async with _scene_lock(interaction, message.id):
+        async with _scene_lock(message.id):
             state = await current_state(services, generation_id)
+            # view=None takes the buttons away; leaving it out keeps them
+            buttons = {"view": None} if state.approved else {}
             try:
-                if state.approved:
-                    await interaction.edit_original_response(embeds=with_state(message.embeds, state.describe()),
-                                                             view=None)
-                else:
-                    await interaction.edit_original_response(embeds=with_state(message.embeds, state.describe()))
+                await interaction.edit_original_response(embeds=with_state(message.embeds, state.describe()), **buttons)
             except discord.HTTPException as exc:  # deleted meanwhile, or the token expired: the store has it
                 log.warning("could not show the approval state of generation %s: %s", generation_id, exc)
     kwargs = render_reply(reply).send_kwargs()
@@ -192,7 +190,7 @@ _LOCKS: "OrderedDict[int, asyncio.Lock]" = OrderedDict()
 _MAX_LOCKS = 1024
 
 
-def _scene_lock(interaction: discord.Interaction, message_id: int) -> asyncio.Lock:
+def _scene_lock(message_id: int) -> asyncio.Lock:
     """One lock per scene message, the oldest idle ones forgotten past _MAX_LOCKS."""
     lock = _LOCKS.pop(message_id, None) or asyncio.Lock()
     _LOCKS[message_id] = lock
