@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -47,6 +48,10 @@ from backend.schemas import (
     Usage,
     error_body,
 )
+
+from bot.observability.request_id import HEADER as REQUEST_ID_HEADER, accepted, request_scope
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_TOKENS = 256
 MAX_TOKENS_CAP = 2048
@@ -116,6 +121,31 @@ class _RequireKey:
         await self.app(scope, receive, send)
 
 
+class _RequestId:
+    """Binds the caller's X-Request-ID (or a fresh one) for the request's logs and echoes it back.
+
+    Plain ASGI for the same reason as _RequireKey."""
+
+    _HEADER = REQUEST_ID_HEADER.lower().encode()
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope["headers"]).get(self._HEADER, b"").decode("latin-1")
+        with request_scope(accepted(sent)) as request_id:
+            async def send_with_id(message) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (self._HEADER, request_id.encode())]}
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)
+
+
 class _ClientGone(Exception):
     pass
 
@@ -150,9 +180,10 @@ async def _unless_client_leaves(awaitable: Awaitable, ticket: Ticket, request: R
 
 def create_app(generator: Generator, *, api_key: str | None = None, max_queue: int = DEFAULT_MAX_QUEUE,
                max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
-               request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> FastAPI:
+               request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, embedder=None) -> FastAPI:
     """max_queue: requests waiting beyond it get 429; max_batch: rows per forward pass;
-    batch_wait_ms: how long an idle model waits for company; request_timeout_s: 504 after it."""
+    batch_wait_ms: how long an idle model waits for company; request_timeout_s: 504 after it;
+    embedder: a retrieval.embed.Embedder to serve POST /v1/embeddings with (backend.embeddings)."""
     metrics = _Metrics()
     scheduler = Scheduler(generator, max_queue=max_queue, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
                           request_timeout_s=request_timeout_s, on_forward=metrics.forward_pass)
@@ -169,6 +200,7 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
     app.state.scheduler = scheduler
     if api_key:
         app.add_middleware(_RequireKey, api_key=api_key)
+    app.add_middleware(_RequestId)  # added last, so it runs first: a refused key is logged under an id too
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -179,12 +211,31 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
         return _error(400, f"{param or 'request'}: {first['msg']}", param=param)
 
     @app.get("/health")
+    @app.get("/healthz")
     async def health() -> dict:
+        """Liveness: the process answers (the model is loaded before the app exists)."""
         return {"status": "ok", "model": generator.name}
+
+    @app.get("/readyz")
+    async def ready() -> JSONResponse:
+        """Readiness: the scheduler takes requests and the queue has room for more."""
+        problems = []
+        if scheduler.closed:
+            problems.append("shutting down")
+        elif scheduler.queue_depth >= max_queue:
+            problems.append(f"queue full ({scheduler.queue_depth} waiting)")
+        body = {"status": "unavailable" if problems else "ok", "model": generator.name, "problems": problems,
+                "models": model_names(), "queue_depth": scheduler.queue_depth, "running": scheduler.running}
+        return JSONResponse(status_code=503 if problems else 200, content=body)
 
     @app.get("/metrics")
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if embedder is not None:
+        from backend.embeddings import add_embeddings_route  # here: that module imports this one
+
+        add_embeddings_route(app, embedder, registry=metrics.registry)
 
     adapters = getattr(generator, "adapters", None)  # an AdapterSet when LoRA versions are served
 
@@ -203,10 +254,13 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
 
         def finished(outcome: str, result: GenerationResult | None = None) -> None:
             nonlocal released
+            seconds = time.perf_counter() - started
             metrics.requests.labels(model, outcome).inc()
             if result is not None:
                 metrics.tokens.labels(model).inc(result.completion_tokens)
-                metrics.latency.labels(model).observe(time.perf_counter() - started)
+                metrics.latency.labels(model).observe(seconds)
+            log.info("chat completion for %s: %s, %d tokens in %.2f s", model, outcome,
+                     result.completion_tokens if result is not None else 0, seconds)
             if adapters is not None and not released:
                 released = True
                 adapters.release(version)

@@ -233,6 +233,10 @@ class Scheduler:
     def running(self) -> int:
         return len(self.engine.rows)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def retry_after_s(self) -> int:
         """A rough wait until a queue slot frees: the queue drains max_batch requests at a time."""
         rounds = max(1, math.ceil(len(self._pending) / self.max_batch))

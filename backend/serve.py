@@ -1,10 +1,12 @@
 """Build the backend from settings and serve it with uvicorn.
 
     writersroom backend serve --host 127.0.0.1 --port 8088
+    writersroom backend serve --embeddings-only   # /v1/embeddings alone, where vLLM generates
 
 The base model is served under its name; every adapter version in the registry
 (HOME/adapters) under its own, loaded and unloaded while running as versions appear
-and disappear.
+and disappear. With backend.serve_embeddings (or --embeddings-only) the embedder also
+serves /v1/embeddings, for bots that set retrieval.embedder_url (backend.embeddings).
 """
 
 from __future__ import annotations
@@ -24,7 +26,27 @@ def model_name(settings: Settings) -> str:
     return generator if generator == GENERATOR_NAME or "/" not in generator else Path(generator).name
 
 
-def build_app(settings: Settings):
+def load_embedder(settings: Settings):
+    """The embedder /v1/embeddings serves: the one the bot and the index use (bot.runtime).
+
+    On the CPU, as `writersroom ingest` builds the index: the same device gives the same vectors."""
+    from bot.runtime import embedder_path
+    from retrieval.embed import Embedder
+
+    embedder = Embedder(embedder_path(settings), batch_size=settings.retrieval.batch_size)
+    log.info("embedder %s serving /v1/embeddings", embedder.model_id)
+    return embedder
+
+
+def build_app(settings: Settings, *, embeddings_only: bool = False):
+    """The backend app; embeddings_only: serve /v1/embeddings alone (where vLLM generates)."""
+    backend = settings.backend
+    api_key = backend.api_key.get_secret_value() if backend.api_key else None
+    embedder = load_embedder(settings) if backend.serve_embeddings or embeddings_only else None
+    if embeddings_only:
+        from backend.embeddings import create_embeddings_app
+
+        return create_embeddings_app(embedder, api_key=api_key)
     from backend.adapters import AdapterSet
     from backend.app import create_app
     from backend.generator import ChatGenerator
@@ -37,15 +59,15 @@ def build_app(settings: Settings):
     report = adapters.sync()
     log.info("adapters loaded: %s", ", ".join(report.loaded) or "none")
     adapters.start_watcher(settings.backend.adapter_poll_s)
-    backend = settings.backend
-    api_key = backend.api_key.get_secret_value() if backend.api_key else None
     return create_app(generator, api_key=api_key, max_queue=backend.max_queue, max_batch=backend.max_batch,
-                      batch_wait_ms=backend.batch_wait_ms, request_timeout_s=backend.request_timeout_s)
+                      batch_wait_ms=backend.batch_wait_ms, request_timeout_s=backend.request_timeout_s,
+                      embedder=embedder)
 
 
-def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None,
+          embeddings_only: bool = False) -> None:
     import uvicorn
 
-    app = build_app(settings)
+    app = build_app(settings, embeddings_only=embeddings_only)
     uvicorn.run(app, host=host or settings.backend.host, port=port or settings.backend.port,
-                log_level=settings.general.log_level.lower())
+                log_level=settings.general.log_level.lower(), log_config=None)  # uvicorn's lines through our handler

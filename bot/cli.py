@@ -5,14 +5,15 @@
     writersroom dialogue "SITUATION" --json
     writersroom similar "TEXT" [--k 5] [--mode hybrid|dense|bm25] [--filter KEY=VALUE ...] [--level scene|script] [--json]
     writersroom ingest PATH... [--genre G] [--show S] [--writer W ...] [--language L] [--index DIR]
-    writersroom index stats|list|remove SCRIPT|rebuild [--kind flat|hnsw|ivfpq|auto]
+    writersroom index stats|list|remove SCRIPT|rebuild [--kind flat|hnsw|ivfpq|auto]|bootstrap
     writersroom eval retrieval DIR... [--json]
     writersroom style FILE [--json]
     writersroom recommend --room ROOM [--k 5] [--json]
     writersroom feedback import FILE.jsonl [--room ROOM] [--json] | export [--out FILE] [--room ROOM] [--include-rejected]
     writersroom adapters list [--json] [--room ROOM] | promote VERSION [--room ROOM] | rollback [--room ROOM] [--json]
+    writersroom adapters vllm-sync --url URL [--adapter-root PATH] [--watch SECONDS] [--max-lora-rank N]
     writersroom models fetch
-    writersroom backend serve --port 8088
+    writersroom backend serve [--host H] [--port 8088] [--embeddings-only]
     writersroom slack [--port P] [--socket-mode]
     writersroom discord [--sync [--guild ID | --global]]
     writersroom config show | table
@@ -25,13 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from bot.observability.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="writersroom: screenplay scenes and search for writers' rooms.", no_args_is_help=True,
@@ -87,7 +88,7 @@ def settings(index: Optional[Path] = None) -> Settings:
     except SettingsError as exc:
         typer.echo(f"writersroom: {exc}", err=True)
         raise typer.Exit(2)
-    logging.basicConfig(level=loaded.general.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(loaded.general.log_level, loaded.general.log_format)
     return loaded
 
 
@@ -264,13 +265,16 @@ def room() -> None:
 
 @backend_app.command("serve")
 def backend_serve(host: Optional[str] = typer.Option(None, help="Interface to bind (default backend.host)."),
-                  port: Optional[int] = typer.Option(None, help="Port (default backend.port).")) -> None:
+                  port: Optional[int] = typer.Option(None, help="Port (default backend.port)."),
+                  embeddings_only: bool = typer.Option(
+                      False, "--embeddings-only",
+                      help="Serve only /v1/embeddings (for bots with retrieval.embedder_url; vLLM generates).")) -> None:
     """Serve the OpenAI-compatible chat API over the configured model."""
     from backend.provision import ProvisionError
     from backend.serve import serve
 
     try:
-        serve(settings(), host=host, port=port)
+        serve(settings(), host=host, port=port, embeddings_only=embeddings_only)
     except ProvisionError as exc:
         _fail(str(exc))
 
@@ -282,11 +286,13 @@ def backend_serve(host: Optional[str] = typer.Option(None, help="Interface to bi
 def slack(port: Optional[int] = typer.Option(None, help="HTTP port for /slack/events (default slack.port)."),
           socket_mode: bool = typer.Option(False, "--socket-mode", help="Connect with SLACK_APP_TOKEN instead of HTTP.")) -> None:
     """Run the Slack bot against a running backend."""
-    from bot.launcher import run_slack
+    from bot.launcher import run_slack, with_ops
     from bot.runtime import build_services
 
     loaded = settings()
-    asyncio.run(run_slack(loaded, build_services(loaded), port=port, socket_mode=socket_mode))
+    services = build_services(loaded)
+    asyncio.run(with_ops(loaded, services, lambda checks: run_slack(loaded, services, port=port,
+                                                                    socket_mode=socket_mode, checks=checks)))
 
 
 @app.command()
@@ -295,12 +301,13 @@ def discord(sync: bool = typer.Option(False, "--sync", help="Publish the slash c
             everywhere: bool = typer.Option(False, "--global", help="With --sync: globally (up to an hour to show)."),
             ) -> None:
     """Run the Discord bot against a running backend, or (--sync) publish its slash commands."""
-    from bot.launcher import run_discord
+    from bot.launcher import run_discord, with_ops
     from bot.runtime import build_services
 
     loaded = settings()
     if not sync:
-        asyncio.run(run_discord(loaded, build_services(loaded)))
+        services = build_services(loaded)
+        asyncio.run(with_ops(loaded, services, lambda checks: run_discord(loaded, services, checks=checks)))
         return
     from bot.discord.client import MissingTokenError, sync_only
 

@@ -3,17 +3,25 @@
     writersroom adapters list [--json] [--room ROOM]
     writersroom adapters promote VERSION [--room ROOM]
     writersroom adapters rollback [--room ROOM] [--json]
+    writersroom adapters vllm-sync [--url URL] [--adapter-root PATH] [--watch SECONDS] [--max-lora-rank N] [--json]
 
 A room is its platform id (e.g. T1:C42), the name the serving pointer uses. Without
 --room, promote and rollback change the default: what every room without a version of
 its own is served. The backend picks a change up within backend.adapter_poll_s.
 Refusals (unknown version, nothing to roll back, a room's adapter promoted elsewhere)
 exit 2 with one line. backend.registry is standard library only: no torch is loaded.
+
+vllm-sync is for a vLLM server instead of our backend: it loads every registry version
+into vLLM as a LoRA under its version name and unloads the ones it loaded that left the
+registry (see backend/vllm_sync.py). Run once, it exits 0 when vLLM matches the registry, 1
+with one line per problem (vLLM unreachable, an adapter refused); --watch repeats it
+every SECONDS, printing only what changed, until interrupted.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
@@ -147,3 +155,51 @@ def rollback_command(room: Optional[str] = typer.Option(None, "--room", help=ROO
         typer.echo(json.dumps({"room": room, "serving": now, "was": was}))
     else:
         typer.echo(f"{_where(room)} rolled back to {now or BASE} (was {was or BASE})")
+
+
+@adapters_app.command("vllm-sync")
+def vllm_sync_command(
+    url: Optional[str] = typer.Option(None, "--url", help="vLLM's OpenAI base URL (.../v1); default: the "
+                                      "backend_url setting."),
+    adapter_root: Optional[str] = typer.Option(None, "--adapter-root", help="The registry directory as vLLM's "
+                                               "container sees it; default: this machine's registry path."),
+    watch_s: Optional[float] = typer.Option(None, "--watch", min=0.1, metavar="SECONDS",
+                                            help="Sync again every SECONDS until interrupted."),
+    max_lora_rank: Optional[int] = typer.Option(None, "--max-lora-rank", min=1, help="vLLM's --max-lora-rank: "
+                                                "versions of a higher rank are reported, not loaded."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per round."),
+) -> None:
+    """Load the registry's versions into a vLLM server as LoRAs; unload the ones removed."""
+    from backend.vllm_sync import VllmClient, sync_once, watch
+
+    settings = settings_or_exit()
+    key = settings.backend.api_key.get_secret_value() if settings.backend.api_key else None
+    client = VllmClient(url or settings.backend_url, api_key=key)
+    registry = Path(settings.adapter_dir)
+    try:
+        if watch_s is None:
+            report = sync_once(client, registry, adapter_root=adapter_root, max_lora_rank=max_lora_rank)
+            _say_round(report, as_json=as_json, stamped=False)
+            if not report.ok:
+                raise typer.Exit(1)
+            return
+        try:
+            watch(client, registry, interval_s=watch_s, adapter_root=adapter_root, max_lora_rank=max_lora_rank,
+                  emit=lambda report: _say_round(report, as_json=as_json, stamped=True))
+        except KeyboardInterrupt:  # the way a watcher is stopped
+            pass
+    finally:
+        client.close()
+
+
+def _say_round(report: Any, *, as_json: bool, stamped: bool) -> None:
+    """One round: JSON on one line (JSON lines under --watch), or changes on stdout and
+    problems on stderr, time-stamped under --watch where rounds run for days."""
+    if as_json:
+        typer.echo(json.dumps(report.as_json()))
+        return
+    stamp = f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} " if stamped else ""
+    for line in report.lines():
+        typer.echo(stamp + line)
+    for problem in report.problems:
+        typer.echo(f"{stamp}writersroom: {problem}", err=True)

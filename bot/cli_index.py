@@ -4,11 +4,15 @@
     writersroom index list [--json] [--index DIR]
     writersroom index remove SCRIPT_ID [--index DIR]
     writersroom index rebuild [--kind flat|hnsw|ivfpq|auto] [--index DIR]
+    writersroom index bootstrap [--index DIR]
 
 The index directory comes from the same settings as every other command
 (``bot.settings.load_settings().index_dir``); ``--index`` overrides it. Its metadata
 catalog is ``retrieval.catalog_url`` (empty: the SQLite file in that directory). No
-embedder is loaded: these commands only read and rewrite what is stored.
+embedder is loaded except by ``bootstrap``, which does what ``writersroom start`` does
+on first run (provision the default embedder, ingest the bundled corpus and
+``retrieval.corpus_dirs`` when no index exists yet): the one-shot set-up step of a
+container or cluster deployment, safe to repeat.
 """
 
 from __future__ import annotations
@@ -158,3 +162,33 @@ def rebuild(kind: str = typer.Option("auto", "--kind", help="flat, hnsw, ivfpq, 
     scene_index.close()
     how = "chosen by size" if kind == "auto" else "pinned until `rebuild --kind auto`"
     typer.echo(f"rebuilt {len(scene_index)} vectors: {before} -> {now} ({how}) in {time.perf_counter() - started:.1f} s")
+
+
+@index_app.command("bootstrap")
+def bootstrap(index: Optional[Path] = INDEX_OPTION) -> None:
+    """Provision the default embedder and, when no index exists yet, ingest the bundled corpus and
+    retrieval.corpus_dirs (what `writersroom start` does on first run); a second run changes nothing."""
+    from backend.provision import EMBEDDER_NAME
+    from bot.launcher import LaunchError, ingest_on_first_run, provision_models, say
+    from retrieval.index import SceneIndex
+
+    try:
+        settings = load_settings(**({"general": {"index_dir": index}} if index else {}))
+    except SettingsError as exc:
+        _fail(str(exc), code=2)
+    try:
+        provision_models(settings, generator=False)
+    except LaunchError as exc:
+        _fail(str(exc))
+    if settings.model.embedder != EMBEDDER_NAME:
+        say(f"embedder {settings.model.embedder}: configured, nothing to provision")
+
+    def exists() -> bool:
+        return SceneIndex.exists(settings.index_dir, catalog_url=settings.index_catalog_url)
+
+    if exists():
+        say(f"index already at {settings.index_dir}: nothing ingested (`writersroom ingest PATH` adds scripts)")
+        return
+    ingest_on_first_run(settings)  # says what it ingests
+    if not exists():
+        say("nothing to ingest: retrieval.ingest_bundled_corpus is off and retrieval.corpus_dirs is empty")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import signal
 import sys
 import threading
@@ -81,5 +80,6 @@ def trainer_command() -> None:
 
 
 def _log_to_stderr(settings, *, quiet: bool) -> None:
-    logging.basicConfig(level=logging.WARNING if quiet else settings.general.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.observability.logs import configure_logging
+
+    configure_logging("WARNING" if quiet else settings.general.log_level, settings.general.log_format)

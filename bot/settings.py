@@ -136,6 +136,11 @@ class GeneralSettings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every process."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text, or one JSON object per line carrying the request id that follows a "
+        "command from chat to backend (for log collectors).",
+    )
 
     @field_validator("home", mode="after")
     @classmethod
@@ -217,6 +222,11 @@ class RetrievalSettings(_Section):
     index_ivf_nprobe: int = Field(default=64, ge=1, le=65536, description="IVF lists searched per query.")
     index_pq_m: int = Field(default=48, ge=1, le=384, description="PQ sub-quantizers (must divide the dimension).")
     index_rerank: int = Field(default=32, ge=1, le=1000, description="IVF-PQ candidates per result re-scored exactly.")
+    embedder_url: str = Field(
+        default="",
+        description="OpenAI-compatible base URL (ends in /v1) whose /embeddings embeds /similar queries, e.g. the "
+        "backend with backend.serve_embeddings; empty: load the embedder in process (the slim bot image has no torch).",
+    )
     catalog_url: str = Field(
         default="",
         description="SQLAlchemy URL of the index's metadata catalog (scripts, scenes, chunk records); empty means "
@@ -241,6 +251,10 @@ class BackendSettings(_Section):
     max_queue: int = Field(default=64, ge=1, le=100000, description="Requests waiting beyond this get 429 with Retry-After.")
     request_timeout_s: float = Field(default=300.0, gt=0, description="A request still unfinished after this fails with 504.")
     adapter_poll_s: float = Field(default=5.0, gt=0, description="How often the backend looks for new or removed adapter versions.")
+    serve_embeddings: bool = Field(
+        default=False,
+        description="Also serve /v1/embeddings with the embedder, for bots that set retrieval.embedder_url.",
+    )
 
     _check_key = field_validator("api_key", mode="after")(lambda cls, v: _refuse_placeholder(v))
 
@@ -341,6 +355,20 @@ class DiscordSettings(_Section):
     _guild_id_empty = field_validator("guild_id", mode="before")(_empty_to_none)
 
 
+class OpsSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="WRITERSROOM_OPS_", extra="ignore")
+    toml_table: ClassVar[str | None] = "ops"
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface of the bot's and trainer's /healthz, /readyz and /metrics (0.0.0.0 in containers).",
+    )
+    bot_port: int = Field(default=9101, ge=0, le=65535, description="Port of the bots' health and metrics endpoints (0: off).")
+    trainer_port: int = Field(
+        default=9102, ge=0, le=65535, description="Port of the trainer's health and metrics endpoints (0: off)."
+    )
+
+
 class RoomSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="WRITERSROOM_ROOM_", extra="ignore")
     toml_table: ClassVar[str | None] = "room"
@@ -373,6 +401,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "training": TrainingSettings,
     "slack": SlackSettings,
     "discord": DiscordSettings,
+    "ops": OpsSettings,
 }
 
 
@@ -396,6 +425,7 @@ class Settings:
     training: TrainingSettings
     slack: SlackSettings
     discord: DiscordSettings
+    ops: OpsSettings
 
     # Derived locations: everything lives under HOME unless set on its own.
     @cached_property

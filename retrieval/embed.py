@@ -50,6 +50,13 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Word pieces the model reads of `texts`, after its own truncation (for usage reports)."""
+        # `preprocess` is `tokenize` renamed in sentence-transformers 6 (the old name warns).
+        tokenize = getattr(self._model, "preprocess", None) or self._model.tokenize
+        return int(tokenize(list(texts))["attention_mask"].sum())
+
+
 def model_fingerprint(model_dir: Path) -> str:
     """A readable id that changes when the model does: "<name>:<hash of config + weights size>".
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+class SearchUnavailableError(RuntimeError):
+    """A search could not run (its embedding service is down, say); the message is fit to show a writer."""
+
+
 @dataclass(frozen=True)
 class SceneRef:
     index: int  # position of the scene within its script, from 0

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from bot.observability import metrics
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class Trainer:
         if request is not None:
             return self.attempt(request[1], request_id=request[0])
         count = self.new_approvals()
+        metrics.PENDING_APPROVALS.set(count)
         if count < self.settings.training.threshold:
             log.debug("%d new approval(s); the threshold is %d", count, self.settings.training.threshold)
             return None
@@ -77,21 +80,48 @@ class Trainer:
         if not self._busy.acquire(blocking=False):
             log.info("%s: a run is already going in this process; skipped", trigger)
             return None
+        kind = trigger_kind(trigger, requested=request_id is not None)
+        started = time.perf_counter()
+        metrics.TRAINING_ACTIVE.set(1)
         try:
             log.info("training run starting (%s)", trigger)
             result = self._run(self.settings, trigger=trigger, sessions=self.sessions, progress=False,
                                request_id=request_id)
         except TrainingBusy as exc:
             log.info("%s: %s; skipped", trigger, exc)
+            metrics.TRAINING_RUNS.labels(kind, "busy").inc()
             return None
         except NotEnoughExamples as exc:
             log.info("%s: %s", trigger, exc)
+            metrics.TRAINING_RUNS.labels(kind, "too_few_examples").inc()
             return None
         finally:
+            metrics.TRAINING_ACTIVE.set(0)
             self._busy.release()
+        outcome = run_outcome(result)
+        metrics.TRAINING_RUNS.labels(kind, outcome).inc()
+        metrics.TRAINING_SECONDS.observe(time.perf_counter() - started)
+        metrics.LAST_RUN_TIMESTAMP.labels(outcome).set_to_current_time()
         log.info("%s", result.summary())
         self._on_result(result)
         return result
+
+
+def trigger_kind(trigger: str, *, requested: bool) -> str:
+    """A metric label from a trigger's wording: chat, threshold, schedule or manual."""
+    if requested:
+        return "chat"
+    for kind in ("threshold", "schedule"):
+        if trigger.startswith(kind):
+            return kind
+    return "manual"
+
+
+def run_outcome(result: Any) -> str:
+    """promoted, kept (evaluated, not better) or failed."""
+    if result.promoted:
+        return "promoted"
+    return "kept" if result.status == "rejected" else result.status
 
 
 def build_scheduler(settings: Settings, trainer: Trainer) -> Any:
@@ -112,8 +142,10 @@ def build_scheduler(settings: Settings, trainer: Trainer) -> Any:
 def run_forever(settings: Settings, *, stop: threading.Event | None = None) -> None:
     """Block, running the cron and threshold jobs until `stop` is set (the CLI sets it on SIGINT/SIGTERM)."""
     stop = stop or threading.Event()
-    scheduler = build_scheduler(settings, Trainer(settings))
+    trainer = Trainer(settings)
+    scheduler = build_scheduler(settings, trainer)
     scheduler.start()
+    ops = start_ops_server(settings, trainer, scheduler)
     t = settings.training
     log.info("trainer running: schedule %r (UTC), threshold %d new approvals, checked every %.0f s",
              t.schedule, t.threshold, t.poll_s)
@@ -122,6 +154,24 @@ def run_forever(settings: Settings, *, stop: threading.Event | None = None) -> N
     finally:
         log.info("trainer stopping (a run in progress finishes first; SIGKILL is safe too)")
         scheduler.shutdown(wait=True)
+        if ops is not None:
+            ops.close()
+
+
+def start_ops_server(settings: Settings, trainer: Trainer, scheduler: Any):
+    """/healthz (the scheduler runs), /readyz (and the store answers), /metrics on ops.trainer_port; None when 0."""
+    from bot.observability.ops_server import OpsServer
+    from bot.observability.readiness import expect, store_check
+
+    if not settings.ops.trainer_port:
+        return None
+
+    def scheduling() -> str:
+        return expect(scheduler.running, "the scheduler has stopped", "scheduler running")
+
+    return OpsServer(host=settings.ops.host, port=settings.ops.trainer_port, role="trainer",
+                     live_checks={"scheduler": scheduling},
+                     ready_checks={"scheduler": scheduling, "store": lambda: store_check(trainer.sessions)}).start()
 
 
 def _now():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -9,6 +11,10 @@ from bot.core import dialogue, recommend, room_admin, similar, style
 from bot.core.ratelimit_reply import rate_limited
 from bot.core.replies import Invocation, Reply, Section, SectionKind
 from bot.core.services import CoreServices
+from bot.observability import metrics
+from bot.observability.request_id import request_scope
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[CoreServices, Invocation], Awaitable[Reply]]
 
@@ -57,17 +63,42 @@ def refusal(services: CoreServices, invocation: Invocation) -> Reply | None:
 
 
 async def dispatch(services: CoreServices, name: str, invocation: Invocation) -> Reply:
-    """Run a command by name; an unknown name gets the help text."""
+    """Run a command by name; an unknown name gets the help text.
+
+    Every command runs under a request id (logs, and the backend's logs through the chat
+    client's header) and is counted and timed by outcome for /metrics.
+    """
+    command_name = name.lstrip("/").lower()
+    label = command_name if command_name in COMMANDS else "unknown"
+    platform = invocation.platform
+    with request_scope():
+        started = time.perf_counter()
+        metrics.COMMANDS_IN_PROGRESS.labels(platform).inc()
+        outcome = "failed"
+        try:
+            outcome, reply = await _dispatch(services, command_name, invocation)
+            return reply
+        finally:
+            seconds = time.perf_counter() - started
+            metrics.COMMANDS_IN_PROGRESS.labels(platform).dec()
+            metrics.COMMANDS.labels(platform, label, outcome).inc()
+            metrics.COMMAND_SECONDS.labels(platform, label).observe(seconds)
+            log.info("/%s from %s:%s in %s answered %s in %.2f s", label, platform, invocation.user_id,
+                     invocation.room_id, outcome, seconds)
+
+
+async def _dispatch(services: CoreServices, name: str, invocation: Invocation) -> tuple[str, Reply]:
     refused = refusal(services, invocation)
     if refused:
-        return refused
-    command = COMMANDS.get(name.lstrip("/").lower())
+        return "refused", refused
+    command = COMMANDS.get(name)
     if command is None:
         reply = await _help(services, invocation)
-        note = Section(SectionKind.ERROR, f"Unknown command `/{name.lstrip('/')}`.")
-        return Reply(title=reply.title, sections=(note, *reply.sections), is_error=True)
+        note = Section(SectionKind.ERROR, f"Unknown command `/{name}`.")
+        return "unknown", Reply(title=reply.title, sections=(note, *reply.sections), is_error=True)
     if command.writes_scene and invocation.text.strip():
         limited = rate_limited(services, invocation)
         if limited:
-            return limited
-    return await command.handler(services, invocation)
+            return "rate_limited", limited
+    reply = await command.handler(services, invocation)
+    return ("error" if reply.is_error else "ok"), reply

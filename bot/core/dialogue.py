@@ -198,8 +198,8 @@ async def generate_and_record(services: CoreServices, invocation: Invocation, *,
     sampling = sampling_parameters(settings)
     started = time.perf_counter()
     result = await generate_scene(services.chat, model=model, request=request, messages=messages, sampling=sampling,
-                                  exemplars=exemplars, search=services.search, max_attempts=settings.max_attempts,
-                                  copy_min_words=settings.copy_guard_words)
+                                  exemplars=exemplars, search=services.search_if_possible,
+                                  max_attempts=settings.max_attempts, copy_min_words=settings.copy_guard_words)
     latency_ms = int((time.perf_counter() - started) * 1000)
     if not result.text:
         raise GenerationError(empty)
@@ -338,8 +338,9 @@ async def _attempt(chat: ChatClient, *, model: str, messages: list[dict[str, str
 
 async def _exemplars(services: CoreServices, query: str) -> list[SceneHit]:
     count = services.settings.generation.exemplars
-    # An empty library gives no exemplars: the scene is then written ungrounded.
-    return await services.search(query, k=count) if count else []
+    # An empty library, or a search that cannot run, gives no exemplars: the scene is then
+    # written ungrounded (the reply cites no sources) rather than not at all.
+    return await services.search_if_possible(query, k=count) if count else []
 
 
 def record_scene(services: CoreServices, invocation: Invocation, *, prompt: str, text: str, parameters: dict,

@@ -4,6 +4,7 @@ button clicked hours later, after a restart, still lands on the right generation
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from bot.core.approval import read_state
 from bot.core.dialogue import scene_reply, write_scene
@@ -11,8 +12,12 @@ from bot.core.llm_client import GenerationError
 from bot.core.ratelimit_reply import rate_limited
 from bot.core.replies import ActionKind, Invocation, Reply, Section, SectionKind, error_reply
 from bot.core.services import CoreServices
+from bot.observability import metrics
+from bot.observability.request_id import request_scope
 from bot.store import queries
 from bot.store.db import session_scope
+
+log = logging.getLogger(__name__)
 
 NOT_AN_APPROVER = "Only the room's approvers can approve, reject or edit scenes here."
 _VERBS = {ActionKind.APPROVE: "approved", ActionKind.REJECT: "rejected", ActionKind.EDIT: "edited and approved"}
@@ -20,6 +25,28 @@ _VERBS = {ActionKind.APPROVE: "approved", ActionKind.REJECT: "rejected", ActionK
 
 async def record(services: CoreServices, invocation: Invocation, *, generation_id: int, kind: ActionKind,
                  edited_text: str | None = None) -> Reply:
+    """Record one click (under a request id of its own: a regenerate calls the backend)."""
+    with request_scope():
+        reply = await _record(services, invocation, generation_id=generation_id, kind=kind, edited_text=edited_text)
+        log.info("%s on generation %d by %s:%s: %s", kind.value, generation_id, invocation.platform,
+                 invocation.user_id, "refused" if reply.is_error else "recorded")
+        _count(services, invocation, kind, reply)
+        return reply
+
+
+def _count(services: CoreServices, invocation: Invocation, kind: ActionKind, reply: Reply) -> None:
+    """Feedback that changed something counts once; so does the approval that meets the quorum."""
+    if reply.is_error or not reply.metadata.get("created", kind is ActionKind.REGENERATE):
+        return
+    metrics.FEEDBACK.labels(invocation.platform, kind.value).inc()
+    approval = reply.metadata.get("approval")
+    if kind in (ActionKind.APPROVE, ActionKind.EDIT) and approval is not None \
+            and len(approval.approvers) == services.policy.quorum:
+        metrics.SCENES_APPROVED.labels(invocation.platform).inc()
+
+
+async def _record(services: CoreServices, invocation: Invocation, *, generation_id: int, kind: ActionKind,
+                  edited_text: str | None) -> Reply:
     if kind is ActionKind.REGENERATE:
         return await regenerate(services, invocation, generation_id=generation_id)
     if not services.policy.may_approve(invocation):

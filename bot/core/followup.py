@@ -135,7 +135,7 @@ async def _write_follow_up(services: CoreServices, invocation: Invocation, paren
     count = services.settings.generation.exemplars
     request = merged_request(parent.prompt, direction)
     note = parse_dialogue_request(direction).situation or direction
-    exemplars = await services.search(f"{request.situation} {note}", k=count) if count else []
+    exemplars = await services.search_if_possible(f"{request.situation} {note}", k=count) if count else []
     model, adapter = await services.model_for(invocation.room_id)
     messages = scene_messages(services, request, exemplars)
     messages += [{"role": "assistant", "content": parent.output},

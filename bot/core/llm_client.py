@@ -7,10 +7,18 @@ the server side against the official `openai` client instead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+import time
 from dataclasses import dataclass
 
 import httpx
+
+from bot.observability import metrics
+from bot.observability.readiness import backend_check
+from bot.observability.request_id import request_id_headers
+
+log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 502, 503, 504}
 
@@ -42,7 +50,13 @@ class ChatClient:
         self._ssl = ssl.create_default_context()
 
     def _http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=self._timeout, headers=self._headers, verify=self._ssl)
+        # The request id: the backend logs under it too, so one grep follows a command end to end.
+        headers = {**self._headers, **request_id_headers()}
+        return httpx.AsyncClient(timeout=self._timeout, headers=headers, verify=self._ssl)
+
+    def check(self) -> str:
+        """For readiness probes (a thread of their own, no event loop): the backend lists its models."""
+        return backend_check(self.base_url, self._headers)
 
     async def models(self) -> list[str]:
         async with self._http() as http:
@@ -55,6 +69,22 @@ class ChatClient:
         return [card["id"] for card in response.json()["data"]]
 
     async def complete(self, *, model: str, messages: list[dict[str, str]], **sampling: object) -> Completion:
+        started = time.perf_counter()
+        try:
+            completion = await self._complete(model=model, messages=messages, **sampling)
+        except GenerationError as exc:
+            metrics.BACKEND_REQUESTS.labels("error").inc()
+            log.warning("generation with %s failed after %.1f s: %s", model, time.perf_counter() - started, exc)
+            raise
+        seconds = time.perf_counter() - started
+        metrics.BACKEND_REQUESTS.labels("ok").inc()
+        metrics.BACKEND_SECONDS.observe(seconds)
+        metrics.COMPLETION_TOKENS.labels(completion.model or model).inc(completion.completion_tokens)
+        log.info("generated %d tokens with %s in %.1f s (%s)", completion.completion_tokens, completion.model or model,
+                 seconds, completion.finish_reason)
+        return completion
+
+    async def _complete(self, *, model: str, messages: list[dict[str, str]], **sampling: object) -> Completion:
         payload = {"model": model, "messages": messages, **sampling}
         async with self._http() as http:
             for attempt in range(self._retries + 1):

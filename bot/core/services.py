@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from retrieval.types import SceneHit
+from retrieval.types import SceneHit, SearchUnavailableError
 
 from bot.core.llm_client import ChatClient
 from bot.core.policy import RoomPolicy
 from bot.core.ratelimit import RateLimiter
 from bot.settings import Settings
+
+
+log = logging.getLogger(__name__)
 
 
 class SceneSearch(Protocol):
@@ -46,6 +50,15 @@ class CoreServices:
 
     async def search(self, query: str, *, k: int) -> list[SceneHit]:
         return await asyncio.to_thread(lambda: self.searcher().search(query, k=k))
+
+    async def search_if_possible(self, query: str, *, k: int) -> list[SceneHit]:
+        """For grounding and the copy guard: a search that cannot run (embedding service down)
+        gives nothing rather than costing the writer the scene; /similar reports it instead."""
+        try:
+            return await self.search(query, k=k)
+        except SearchUnavailableError as exc:
+            log.warning("search unavailable, going on without library scenes: %s", exc)
+            return []
 
     async def base_model(self) -> str:
         if self.model_name is None:

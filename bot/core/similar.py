@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from retrieval.types import SearchUnavailableError
+
 from bot.core.replies import Citation, Invocation, Reply, Section, SectionKind, error_reply
 from bot.core.services import CoreServices
 
@@ -16,7 +18,10 @@ async def similar(services: CoreServices, invocation: Invocation) -> Reply:
         return error_reply("/similar", "Give a logline or paste a scene, e.g. `/similar a con artist falls for her mark`.")
     if len(query) > SIMILAR_MAX_CHARS:
         return error_reply("/similar", f"That text is {len(query):,} characters; the limit is {SIMILAR_MAX_CHARS:,}.")
-    hits = await services.search(query, k=services.settings.retrieval.top_k)
+    try:
+        hits = await services.search(query, k=services.settings.retrieval.top_k)
+    except SearchUnavailableError as exc:
+        return error_reply("/similar", str(exc))
     if not hits:
         return Reply(title="/similar", sections=(Section(SectionKind.TEXT, NOTHING_FOUND),))
     # Ranks, not scores: a fused hybrid score (~0.03) means nothing to a writer.

@@ -44,11 +44,14 @@ def bound_port(runner: web.AppRunner) -> int:
 
 
 async def serve_http(settings: Settings, services: CoreServices, *, port: int | None = None,
-                     host: str = "0.0.0.0") -> None:
-    """Serve until cancelled."""
+                     host: str = "0.0.0.0", checks: dict | None = None) -> None:
+    """Serve until cancelled; `checks` (readiness) gets a "slack" entry once listening."""
     app = build_app(settings, services)
     runner = await start_http(app, host=host, port=settings.slack.port if port is None else port)
-    log.info("Slack bot listening on http://%s:%s%s", host, bound_port(runner), EVENTS_PATH)
+    listening = bound_port(runner)
+    log.info("Slack bot listening on http://%s:%s%s", host, listening, EVENTS_PATH)
+    if checks is not None:
+        checks["slack"] = lambda: f"listening on port {listening}"
     try:
         await asyncio.Event().wait()
     finally:
@@ -76,13 +79,24 @@ async def start_socket_mode(settings: Settings, services: CoreServices) -> Async
     return handler
 
 
-async def serve_socket_mode(settings: Settings, services: CoreServices) -> None:
+async def serve_socket_mode(settings: Settings, services: CoreServices, *, checks: dict | None = None) -> None:
     """Handle events over Socket Mode until cancelled (the client reconnects by itself)."""
     handler = await start_socket_mode(settings, services)
+    if checks is not None:
+        checks["slack"] = lambda: socket_connected(handler)
     try:
         await asyncio.Event().wait()
     finally:
         await handler.close_async()
+
+
+def socket_connected(handler: AsyncSocketModeHandler) -> str:
+    """For readiness (from another thread, so no awaiting the client's own async is_connected)."""
+    client = handler.client
+    session = client.current_session
+    if client.closed or session is None or session.closed:
+        raise RuntimeError("Socket Mode connection to Slack is down (the client keeps reconnecting)")
+    return "Socket Mode connected"
 
 
 def run_socket_mode(settings: Settings, services: CoreServices) -> None:

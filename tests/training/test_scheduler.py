@@ -127,3 +127,69 @@ def test_a_retrain_requested_from_chat_is_run_by_the_trainer_under_its_request_i
     assert result is not None and result.run_id == request_id
     [row] = run_rows()
     assert row["status"] in ("succeeded", "rejected") and "requested by ana" in row["notes"]
+
+
+def _sample(name: str, **labels: str) -> float:
+    from bot.observability.metrics import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels or None) or 0.0
+
+
+def test_runs_are_counted_by_trigger_and_outcome_for_metrics():
+    from training.run import NotEnoughExamples, RunResult
+    from training.scheduler import Trainer
+
+    outcomes = iter([RunResult(run_id=1, status="succeeded", trigger="t", promoted=True),
+                     RunResult(run_id=2, status="rejected", trigger="t"),
+                     NotEnoughExamples("3 approved examples; 20 needed")])
+
+    def run(settings, **kwargs):
+        assert _sample("writersroom_trainer_run_active") == 1  # visible while it runs
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    before = {key: _sample("writersroom_trainer_runs_total", trigger=trigger, outcome=outcome)
+              for key, (trigger, outcome) in {"promoted": ("threshold", "promoted"), "kept": ("chat", "kept"),
+                                              "few": ("schedule", "too_few_examples")}.items()}
+    trainer = Trainer(load_settings(), run=run)
+    assert trainer.attempt("threshold: 60 new approvals").promoted
+    assert trainer.attempt("requested from chat", request_id=7).status == "rejected"
+    assert trainer.attempt("schedule 0 4 * * *") is None
+    assert _sample("writersroom_trainer_runs_total", trigger="threshold", outcome="promoted") == before["promoted"] + 1
+    assert _sample("writersroom_trainer_runs_total", trigger="chat", outcome="kept") == before["kept"] + 1
+    assert _sample("writersroom_trainer_runs_total", trigger="schedule",
+                   outcome="too_few_examples") == before["few"] + 1
+    assert _sample("writersroom_trainer_run_active") == 0
+    assert time.time() - _sample("writersroom_trainer_last_run_timestamp_seconds", outcome="promoted") < 60
+
+
+def test_trainer_probes_follow_its_scheduler_and_store(monkeypatch):
+    import httpx
+
+    from tests.support.servers import free_port
+    from training.scheduler import Trainer, build_scheduler, start_ops_server
+
+    port = free_port()
+    monkeypatch.setenv("WRITERSROOM_OPS_TRAINER_PORT", str(port))
+    settings = load_settings()
+    trainer = Trainer(settings, run=lambda *a, **k: None)
+    scheduler = build_scheduler(settings, trainer)
+    ops = start_ops_server(settings, trainer, scheduler)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        stopped = httpx.get(f"{url}/readyz")
+        assert stopped.status_code == 503 and stopped.json()["checks"]["scheduler"]["detail"] == "the scheduler has stopped"
+        scheduler.start()
+        ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"]["store"]["ok"]
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        import_scenes(3)
+        trainer.check_threshold()  # below the threshold: counted, no run
+        assert "writersroom_trainer_pending_approvals 3.0" in httpx.get(f"{url}/metrics").text
+    finally:
+        scheduler.shutdown(wait=False)
+        ops.close()
+    monkeypatch.setenv("WRITERSROOM_OPS_TRAINER_PORT", "0")
+    assert start_ops_server(load_settings(), trainer, scheduler) is None

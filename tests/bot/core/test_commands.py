@@ -175,3 +175,19 @@ def test_each_silent_voice_gets_its_own_continuation_and_a_second_try(tmp_path):
     body = reply.sections[0].body
     assert body.endswith("COLE\nI kept you alive.\n\nRUIZ\nBoth of you, hands up.")
     assert "Well?" not in body  # the failed try is not part of the scene
+
+
+class SearchDown:
+    def search(self, query: str, *, k: int = 5):
+        from retrieval.types import SearchUnavailableError
+
+        raise SearchUnavailableError("The embedding service at http://backend:8088/v1 is not reachable.")
+
+
+def test_with_the_search_down_dialogue_writes_ungrounded_and_similar_says_why(services, backend):
+    services.searcher_factory = SearchDown
+    scene = run(dispatch(services, "dialogue", ask("a robot boots up in a lab")))
+    assert not scene.is_error and scene.sections[0].body == CANNED_SCENE
+    assert scene.citations == ()  # nothing to cite, the scene all the same
+    found = run(dispatch(services, "similar", ask("a robot boots up")))
+    assert found.is_error and "embedding service at http://backend:8088/v1 is not reachable" in found.sections[0].body
