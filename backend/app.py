@@ -218,12 +218,10 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
 
     @app.get("/readyz")
     async def ready() -> JSONResponse:
-        """Readiness: the scheduler takes requests and the queue has room for more."""
-        problems = []
-        if scheduler.closed:
-            problems.append("shutting down")
-        elif scheduler.queue_depth >= max_queue:
-            problems.append(f"queue full ({scheduler.queue_depth} waiting)")
+        """Readiness: the scheduler takes requests. A full queue is not unreadiness: it answers 429
+        with Retry-After, which clients wait out, while a backend taken out of its Service leaves
+        them nothing to connect to (one replica) and only shifts the load (several)."""
+        problems = ["shutting down"] if scheduler.closed else []
         body = {"status": "unavailable" if problems else "ok", "model": generator.name, "problems": problems,
                 "models": model_names(), "queue_depth": scheduler.queue_depth, "running": scheduler.running}
         return JSONResponse(status_code=503 if problems else 200, content=body)

@@ -124,6 +124,17 @@ def test_metrics_count_requests_and_tokens(server):
     assert "writersroom_backend_tokens_per_second" in metrics
 
 
+def test_readiness_holds_while_serving_and_fails_once_shutting_down(tiny_model_dir):
+    app = create_app(ChatGenerator(tiny_model_dir, name="tiny", device="cpu"))
+    with serve_asgi(app) as url:
+        ready = httpx.get(f"{url}/readyz", headers={"Authorization": "Bearer wrong"})  # probes need no key
+        assert ready.status_code == 200 and ready.json()["models"] == ["tiny"] and ready.json()["queue_depth"] == 0
+        assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+        app.state.scheduler.close()
+        stopping = httpx.get(f"{url}/readyz")
+        assert stopping.status_code == 503 and stopping.json()["problems"] == ["shutting down"]
+
+
 def test_a_crash_in_one_request_fails_only_that_request(tiny_model_dir):
     generator = ChatGenerator(tiny_model_dir, name="tiny", device="cpu")
     ModelFaults(generator.model).fail_next(1)

@@ -127,3 +127,21 @@ def test_probes_and_metrics_of_the_slack_bot(open_room, real_backend):
         while time.monotonic() < deadline:
             httpx.get(f"{ops}/healthz", timeout=0.5)
             time.sleep(0.1)
+
+
+def test_socket_mode_readiness_follows_the_connection(room):
+    from bot.slack.run import socket_connected, start_socket_mode
+
+    handler = room.loop.run(start_socket_mode(room.services.settings, room.services))
+    room.api.wait_for("apps.connections.open")
+    deadline = time.monotonic() + 10
+    while True:  # the websocket opens just after apps.connections.open answers
+        try:
+            assert socket_connected(handler) == "Socket Mode connected"
+            break
+        except RuntimeError:
+            assert time.monotonic() < deadline, "never connected"
+            time.sleep(0.05)
+    room.loop.run(handler.close_async())
+    with pytest.raises(RuntimeError, match="Socket Mode connection to Slack is down"):
+        socket_connected(handler)

@@ -10,6 +10,9 @@ import logging
 from bot.observability.logs import configure_logging
 from bot.observability.request_id import accepted, current_request_id, request_scope
 
+# Not a "writersroom.*" logger: Bolt names its app's logger after the app ("writersroom") and
+# pins it to the root level of the moment it builds one, which would hide INFO lines here.
+
 
 def test_an_outer_scope_keeps_its_id_and_an_explicit_one_replaces_it():
     assert current_request_id() is None
@@ -45,13 +48,13 @@ def test_json_lines_carry_the_request_id_and_the_message():
     handler = configure_logging("INFO", "json", stream=stream)
     try:
         with request_scope("rid-json"):
-            logging.getLogger("writersroom.test").info("scene %d approved", 7)
-        logging.getLogger("writersroom.test").warning("outside")
+            logging.getLogger("tests.observability").info("scene %d approved", 7)
+        logging.getLogger("tests.observability").warning("outside")
     finally:
         logging.getLogger().removeHandler(handler)
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first["message"] == "scene 7 approved" and first["request_id"] == "rid-json"
-    assert first["level"] == "INFO" and first["logger"] == "writersroom.test" and "time" in first
+    assert first["level"] == "INFO" and first["logger"] == "tests.observability" and "time" in first
     assert second["request_id"] == "-"
 
 
@@ -63,7 +66,7 @@ def test_configuring_twice_keeps_one_handler_and_text_shows_the_id():
         ours = [h for h in logging.getLogger().handlers if getattr(h, "_writersroom", False)]
         assert ours == [handler]
         with request_scope("rid-text"):
-            logging.getLogger("writersroom.test").info("hello")
+            logging.getLogger("tests.observability").info("hello")
     finally:
         logging.getLogger().removeHandler(handler)
     assert "[rid-text] hello" in stream.getvalue()
