@@ -178,6 +178,14 @@ async def _unless_client_leaves(awaitable: Awaitable, ticket: Ticket, request: R
             task.cancel()
 
 
+def add_metrics_route(app: FastAPI, registry: CollectorRegistry) -> None:
+    """GET /metrics: `registry` in Prometheus' text format (no key needed, like the probes)."""
+
+    @app.get("/metrics")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
 def create_app(generator: Generator, *, api_key: str | None = None, max_queue: int = DEFAULT_MAX_QUEUE,
                max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
                request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, embedder=None) -> FastAPI:
@@ -226,9 +234,7 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
                 "models": model_names(), "queue_depth": scheduler.queue_depth, "running": scheduler.running}
         return JSONResponse(status_code=503 if problems else 200, content=body)
 
-    @app.get("/metrics")
-    async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    add_metrics_route(app, metrics.registry)
 
     if embedder is not None:
         from backend.embeddings import add_embeddings_route  # here: that module imports this one

@@ -28,12 +28,11 @@ from typing import Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from backend.app import _error, _RequestId, _RequireKey
+from backend.app import _error, _RequestId, _RequireKey, add_metrics_route
 from backend.schemas import ModelCard, ModelList
 
 log = logging.getLogger(__name__)
@@ -135,9 +134,7 @@ def create_embeddings_app(embedder, *, api_key: str | None = None) -> FastAPI:
     async def health() -> dict:
         return {"status": "ok", "embedder": embedder.model_id}
 
-    @app.get("/metrics")
-    async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    add_metrics_route(app, registry)
 
     @app.get("/v1/models")
     async def list_models() -> ModelList:

@@ -40,8 +40,7 @@ def load_embedder(settings: Settings):
 
 def build_app(settings: Settings, *, embeddings_only: bool = False):
     """The backend app; embeddings_only: serve /v1/embeddings alone (where vLLM generates)."""
-    backend = settings.backend
-    api_key = backend.api_key.get_secret_value() if backend.api_key else None
+    backend, api_key = settings.backend, settings.backend_api_key
     embedder = load_embedder(settings) if backend.serve_embeddings or embeddings_only else None
     if embeddings_only:
         from backend.embeddings import create_embeddings_app

@@ -173,8 +173,7 @@ def vllm_sync_command(
     from backend.vllm_sync import VllmClient, sync_once, watch
 
     settings = settings_or_exit()
-    key = settings.backend.api_key.get_secret_value() if settings.backend.api_key else None
-    client = VllmClient(url or settings.backend_url, api_key=key)
+    client = VllmClient(url or settings.backend_url, api_key=settings.backend_api_key)
     registry = Path(settings.adapter_dir)
     try:
         if watch_s is None:

@@ -169,7 +169,7 @@ def bootstrap(index: Optional[Path] = INDEX_OPTION) -> None:
     """Provision the default embedder and, when no index exists yet, ingest the bundled corpus and
     retrieval.corpus_dirs (what `writersroom start` does on first run); a second run changes nothing."""
     from backend.provision import EMBEDDER_NAME
-    from bot.launcher import LaunchError, ingest_on_first_run, provision_models, say
+    from bot.launcher import LaunchError, corpus_paths, ingest_on_first_run, provision_models, say
     from retrieval.index import SceneIndex
 
     try:
@@ -183,12 +183,9 @@ def bootstrap(index: Optional[Path] = INDEX_OPTION) -> None:
     if settings.model.embedder != EMBEDDER_NAME:
         say(f"embedder {settings.model.embedder}: configured, nothing to provision")
 
-    def exists() -> bool:
-        return SceneIndex.exists(settings.index_dir, catalog_url=settings.index_catalog_url)
-
-    if exists():
+    if SceneIndex.exists(settings.index_dir, catalog_url=settings.index_catalog_url):
         say(f"index already at {settings.index_dir}: nothing ingested (`writersroom ingest PATH` adds scripts)")
-        return
-    ingest_on_first_run(settings)  # says what it ingests
-    if not exists():
+    elif not corpus_paths(settings):
         say("nothing to ingest: retrieval.ingest_bundled_corpus is off and retrieval.corpus_dirs is empty")
+    else:
+        ingest_on_first_run(settings)  # says what it ingests

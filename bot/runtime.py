@@ -27,7 +27,7 @@ def make_embedder(settings: Settings):
     if retrieval.embedder_url:
         from retrieval.remote_embed import RemoteEmbedder
 
-        return RemoteEmbedder(retrieval.embedder_url, model=settings.model.embedder, api_key=backend_key(settings),
+        return RemoteEmbedder(retrieval.embedder_url, model=settings.model.embedder, api_key=settings.backend_api_key,
                               batch_size=retrieval.batch_size, request_headers=request_id_headers)
     # Imported here: the embedder pulls in torch, which only retrieval commands need.
     from retrieval.embed import Embedder
@@ -44,13 +44,8 @@ def make_searcher(settings: Settings) -> SceneSearch:
                          catalog_url=settings.index_catalog_url)
 
 
-def backend_key(settings: Settings) -> str | None:
-    """The backend's API key: generation and embeddings share it."""
-    return settings.backend.api_key.get_secret_value() if settings.backend.api_key else None
-
-
 def chat_client(settings: Settings) -> ChatClient:
-    return ChatClient(settings.backend_url, api_key=backend_key(settings), timeout_s=settings.generation.timeout_s)
+    return ChatClient(settings.backend_url, api_key=settings.backend_api_key, timeout_s=settings.generation.timeout_s)
 
 
 def build_services(settings: Settings, *, model_name: str | None = None) -> CoreServices:

@@ -454,6 +454,11 @@ class Settings:
         return self.home / "adapters"
 
     @property
+    def backend_api_key(self) -> str | None:
+        """The backend's bearer key, unwrapped: chat completions, embeddings and vLLM's API share it."""
+        return self.backend.api_key.get_secret_value() if self.backend.api_key else None
+
+    @property
     def backend_url(self) -> str:
         return self.general.backend_url or f"http://{self.backend.host}:{self.backend.port}/v1"
 

@@ -49,7 +49,6 @@ class Embedder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-
     def count_tokens(self, texts: Sequence[str]) -> int:
         """Word pieces the model reads of `texts`, after its own truncation (for usage reports)."""
         # `preprocess` is `tokenize` renamed in sentence-transformers 6 (the old name warns).
