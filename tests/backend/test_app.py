@@ -204,6 +204,7 @@ def wait_for_cancel(scheduler, *, timeout: float = 10) -> None:
 def test_a_client_that_hangs_up_cancels_its_row(faulty):
     generator, faults = faulty
     faults.delay_s = 0.05
+    faults.never_stop(generator.stop_ids)  # 200 tokens at 0.05 s each outlast the client's 0.6 s
     app = create_app(generator)
     with serve_asgi(app) as url:
         with pytest.raises(httpx.ReadTimeout):
@@ -217,6 +218,7 @@ def test_a_client_that_hangs_up_cancels_its_row(faulty):
 def test_closing_a_stream_cancels_its_row(faulty):
     generator, faults = faulty
     faults.delay_s = 0.05
+    faults.never_stop(generator.stop_ids)
     app = create_app(generator)
     with serve_asgi(app) as url:
         stream = client(url).chat.completions.create(

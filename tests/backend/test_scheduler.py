@@ -216,9 +216,11 @@ def test_a_full_queue_refuses_with_a_retry_hint(fresh_generator):
 
 
 def test_a_request_past_its_timeout_fails_and_leaves_the_batch(fresh_generator):
-    # Two forward passes outlast the timeout, so the deadline passes unless the very first token
-    # ends the row (the tiny random model may stop at any token; a long budget alone proves nothing).
-    ModelFaults(fresh_generator.model).delay_s = 0.3
+    # Two forward passes outlast the timeout; with the stop tokens forbidden the tiny random
+    # model cannot end the row first (a long budget alone proves nothing).
+    faults = ModelFaults(fresh_generator.model)
+    faults.delay_s = 0.3
+    faults.never_stop(fresh_generator.stop_ids)
 
     async def scenario():
         with running(fresh_generator, request_timeout_s=0.4) as scheduler:
@@ -237,7 +239,9 @@ def test_a_request_past_its_timeout_fails_and_leaves_the_batch(fresh_generator):
 
 
 def test_a_cancelled_request_leaves_the_batch_at_the_next_step(fresh_generator):
-    ModelFaults(fresh_generator.model).delay_s = 0.02
+    faults = ModelFaults(fresh_generator.model)
+    faults.delay_s = 0.02
+    faults.never_stop(fresh_generator.stop_ids)  # the row must still be running when it is cancelled
 
     async def scenario():
         with running(fresh_generator) as scheduler:

@@ -2,6 +2,8 @@
 
 A forward pre-hook on the model's top module sees every forward pass the decode loop
 makes; it can sleep, wait on a gate, or raise, without replacing any part of the loop.
+A forward hook can also forbid the stop tokens, so a test that needs a long generation
+does not depend on when a tiny random model happens to sample its end of text.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class ModelFaults:
         self.entered = threading.Event()  # set once a forward pass has started
         self._gate = threading.Event()
         self._gate.set()
+        self._model = model
+        self._stop_handle = None
         self._handle = model.register_forward_pre_hook(self._before_forward)
 
     def hold(self) -> None:
@@ -30,9 +34,21 @@ class ModelFaults:
     def fail_next(self, passes: int = 1) -> None:
         self.failures_left = passes
 
+    def never_stop(self, stop_ids) -> None:
+        """Every later forward pass gives the stop tokens zero probability: rows run to max_tokens."""
+        banned = sorted(stop_ids)
+
+        def _forbid(module, args, output):
+            output.logits[..., banned] = float("-inf")
+            return output
+
+        self._stop_handle = self._model.register_forward_hook(_forbid)
+
     def remove(self) -> None:
         self.release()
         self._handle.remove()
+        if self._stop_handle is not None:
+            self._stop_handle.remove()
 
     def _before_forward(self, module, args) -> None:
         self.passes += 1
