@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from backend.registry import (
+from registry.versions import (
     RegistryError,
     ServingPointer,
     get_version,

@@ -4,7 +4,7 @@
 
 POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics. Errors use the
 OpenAI error body so the official `openai` client (and ours) read them as usual.
-Requests go through backend.scheduler, which batches concurrent writers into shared
+Requests go through backend.batching, which batches concurrent writers into shared
 forward passes: a full queue answers 429 with Retry-After, a request past
 request_timeout_s answers 504, and a client that hangs up stops costing compute.
 """
@@ -12,7 +12,6 @@ request_timeout_s answers 504, and a client that hangs up stops costing compute.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import time
@@ -22,12 +21,19 @@ from typing import Any, AsyncIterator, Awaitable, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from fastapi.responses import (
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 
-from backend.generator import GenerationResult, PromptTooLongError, SamplingParams
-from backend.scheduler import (
+from backend.batching import (
     DEFAULT_BATCH_WAIT_MS,
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_QUEUE,
@@ -38,6 +44,14 @@ from backend.scheduler import (
     Scheduler,
     Ticket,
 )
+from backend.generator import GenerationResult, PromptTooLongError
+from backend.http_api import (
+    RequestIdMiddleware,
+    RequireKey,
+    add_metrics_route,
+    error_response,
+)
+from backend.sampling import SamplingParams
 from backend.schemas import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -48,8 +62,6 @@ from backend.schemas import (
     Usage,
     error_body,
 )
-
-from bot.observability.request_id import HEADER as REQUEST_ID_HEADER, accepted, request_scope
 
 log = logging.getLogger(__name__)
 
@@ -103,63 +115,16 @@ class _Metrics:
         self.batch_size.observe(rows)
 
 
-class _RequireKey:
-    """Bearer-key check as plain ASGI: Starlette's BaseHTTPMiddleware would stand between a
-    streaming response and the client's disconnect, which cancellation relies on."""
-
-    def __init__(self, app, api_key: str) -> None:
-        self.app, self.expected = app, f"Bearer {api_key}".encode()
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            sent = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(sent, self.expected):
-                response = _error(401, "Invalid or missing API key.", type_="authentication_error",
-                                  code="invalid_api_key")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-class _RequestId:
-    """Binds the caller's X-Request-ID (or a fresh one) for the request's logs and echoes it back.
-
-    Plain ASGI for the same reason as _RequireKey."""
-
-    _HEADER = REQUEST_ID_HEADER.lower().encode()
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        sent = dict(scope["headers"]).get(self._HEADER, b"").decode("latin-1")
-        with request_scope(accepted(sent)) as request_id:
-            async def send_with_id(message) -> None:
-                if message["type"] == "http.response.start":
-                    message = {**message, "headers": [*message.get("headers", []),
-                                                      (self._HEADER, request_id.encode())]}
-                await send(message)
-
-            await self.app(scope, receive, send_with_id)
-
-
 class _ClientGone(Exception):
     pass
 
 
-def _error(status: int, message: str, *, headers: dict[str, str] | None = None, **kwargs) -> JSONResponse:
-    return JSONResponse(status_code=status, content=error_body(message, **kwargs), headers=headers)
-
-
 def _failure(exc: Exception) -> JSONResponse:
     if isinstance(exc, RequestTimeoutError):
-        return _error(504, "The generation took longer than the backend's request timeout.", type_="server_error",
+        return error_response(504, "The generation took longer than the backend's request timeout.", type_="server_error",
                       code="timeout")
     message = str(exc) if isinstance(exc, GenerationFailedError) else f"Generation failed: {type(exc).__name__}"
-    return _error(500, message, type_="server_error")
+    return error_response(500, message, type_="server_error")
 
 
 async def _unless_client_leaves(awaitable: Awaitable, ticket: Ticket, request: Request):
@@ -176,14 +141,6 @@ async def _unless_client_leaves(awaitable: Awaitable, ticket: Ticket, request: R
     finally:
         if not task.done():
             task.cancel()
-
-
-def add_metrics_route(app: FastAPI, registry: CollectorRegistry) -> None:
-    """GET /metrics: `registry` in Prometheus' text format (no key needed, like the probes)."""
-
-    @app.get("/metrics")
-    async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app(generator: Generator, *, api_key: str | None = None, max_queue: int = DEFAULT_MAX_QUEUE,
@@ -207,16 +164,16 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
     app.state.metrics = metrics
     app.state.scheduler = scheduler
     if api_key:
-        app.add_middleware(_RequireKey, api_key=api_key)
-    app.add_middleware(_RequestId)  # added last, so it runs first: a refused key is logged under an id too
+        app.add_middleware(RequireKey, api_key=api_key)
+    app.add_middleware(RequestIdMiddleware)  # added last, so it runs first: a refused key is logged under an id too
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
         param = ".".join(str(part) for part in first.get("loc", ())[1:]) or None
         if first.get("type") == "json_invalid":
-            return _error(400, "Request body is not valid JSON.")
-        return _error(400, f"{param or 'request'}: {first['msg']}", param=param)
+            return error_response(400, "Request body is not valid JSON.")
+        return error_response(400, f"{param or 'request'}: {first['msg']}", param=param)
 
     @app.get("/health")
     @app.get("/healthz")
@@ -237,7 +194,9 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
     add_metrics_route(app, metrics.registry)
 
     if embedder is not None:
-        from backend.embeddings import add_embeddings_route  # here: that module imports this one
+        from backend.embeddings import (
+            add_embeddings_route,  # here: that module imports this one
+        )
 
         add_embeddings_route(app, embedder, registry=metrics.registry)
 
@@ -283,16 +242,16 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request):
         if not any(message.content.strip() for message in body.messages):
-            return _error(400, "messages: every message is empty.", param="messages")
+            return error_response(400, "messages: every message is empty.", param="messages")
         max_tokens = body.max_tokens or DEFAULT_MAX_TOKENS
         if max_tokens > MAX_TOKENS_CAP:
-            return _error(400, f"max_tokens: at most {MAX_TOKENS_CAP}.", param="max_tokens")
+            return error_response(400, f"max_tokens: at most {MAX_TOKENS_CAP}.", param="max_tokens")
         continue_final = body.continue_final_message or not body.add_generation_prompt
         if continue_final and body.messages[-1].role != "assistant":
-            return _error(400, "continue_final_message needs an assistant message last.", param="messages")
+            return error_response(400, "continue_final_message needs an assistant message last.", param="messages")
         known, version = resolve(body.model)
         if not known:
-            return _error(404, f"The model '{body.model}' does not exist. Available: {', '.join(model_names())}.",
+            return error_response(404, f"The model '{body.model}' does not exist. Available: {', '.join(model_names())}.",
                           param="model", code="model_not_found")
         finished = tracker(body.model, time.perf_counter(), version)
         params = SamplingParams(
@@ -306,13 +265,13 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
             ticket = scheduler.submit(prompt_ids, params, adapter=version, stream=body.stream)
         except PromptTooLongError as exc:
             finished("too_long")
-            return _error(400, str(exc), param="messages", code="context_length_exceeded")
+            return error_response(400, str(exc), param="messages", code="context_length_exceeded")
         except ValueError as exc:  # e.g. an adapter that cannot run on this model
             finished("error")
-            return _error(400, str(exc), param="model")
+            return error_response(400, str(exc), param="model")
         except QueueFullError as exc:
             finished("rejected")
-            return _error(429, str(exc), type_="rate_limit_error", code="queue_full",
+            return error_response(429, str(exc), type_="rate_limit_error", code="queue_full",
                           headers={"Retry-After": str(exc.retry_after_s)})
         if body.stream:
             return await _start_stream(ticket, request, body.model, finished)

@@ -32,7 +32,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from backend.app import _error, _RequestId, _RequireKey, add_metrics_route
+from backend.http_api import (
+    RequestIdMiddleware,
+    RequireKey,
+    add_metrics_route,
+    error_response,
+)
 from backend.schemas import ModelCard, ModelList
 
 log = logging.getLogger(__name__)
@@ -97,7 +102,7 @@ def add_embeddings_route(app: FastAPI, embedder, *, registry: CollectorRegistry)
             return problem
         if not _knows(names, body.model):
             metrics.requests.labels("unknown_model").inc()
-            return _error(404, f"The model '{body.model}' does not exist. Available: {embedder.model_id}.",
+            return error_response(404, f"The model '{body.model}' does not exist. Available: {embedder.model_id}.",
                           param="model", code="model_not_found")
         texts = [body.input] if isinstance(body.input, str) else body.input
         try:
@@ -108,7 +113,7 @@ def add_embeddings_route(app: FastAPI, embedder, *, registry: CollectorRegistry)
         except Exception as exc:  # noqa: BLE001 - a failed encode fails this request only
             log.exception("embedding %d texts failed", len(texts))
             metrics.requests.labels("error").inc()
-            return _error(500, f"Embedding failed: {type(exc).__name__}", type_="server_error")
+            return error_response(500, f"Embedding failed: {type(exc).__name__}", type_="server_error")
         seconds = time.perf_counter() - started
         metrics.requests.labels("ok").inc()
         metrics.inputs.inc(len(texts))
@@ -124,8 +129,8 @@ def create_embeddings_app(embedder, *, api_key: str | None = None) -> FastAPI:
     registry = CollectorRegistry()
     app = FastAPI(title="writersroom embeddings backend", version="0.2.0")
     if api_key:
-        app.add_middleware(_RequireKey, api_key=api_key)
-    app.add_middleware(_RequestId)
+        app.add_middleware(RequireKey, api_key=api_key)
+    app.add_middleware(RequestIdMiddleware)
     add_embeddings_route(app, embedder, registry=registry)
 
     @app.get("/health")
@@ -142,7 +147,7 @@ def create_embeddings_app(embedder, *, api_key: str | None = None) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def no_generation() -> JSONResponse:
-        return _error(404, "This backend serves embeddings only (started with --embeddings-only); point "
+        return error_response(404, "This backend serves embeddings only (started with --embeddings-only); point "
                            "backend_url at a generation backend.", param="model", code="model_not_found")
 
     return app
@@ -155,14 +160,14 @@ def _parse(raw: bytes, dim: int) -> tuple[EmbeddingRequest | None, JSONResponse 
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["type"] == "json_invalid":
-            return None, _error(400, "Request body is not valid JSON.")
+            return None, error_response(400, "Request body is not valid JSON.")
         param = str(first["loc"][0]) if first["loc"] else None
-        return None, _error(400, f"{param or 'request'}: {first['msg']}", param=param)
+        return None, error_response(400, f"{param or 'request'}: {first['msg']}", param=param)
     problem = _input_problem(body.input)
     if problem:
-        return None, _error(400, f"input: {problem}", param="input")
+        return None, error_response(400, f"input: {problem}", param="input")
     if body.dimensions is not None and body.dimensions != dim:
-        return None, _error(400, f"dimensions: this embedder returns {dim}-dimensional vectors only.",
+        return None, error_response(400, f"dimensions: this embedder returns {dim}-dimensional vectors only.",
                             param="dimensions")
     return body, None
 

@@ -28,8 +28,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from backend.generator import SamplingParams
-from backend.sampling import RowSampler, pick_tokens
+from backend.sampling import RowSampler, SamplingParams, pick_tokens
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
 

@@ -1,7 +1,7 @@
 """A transformers causal LM behind a chat interface: messages in, text out.
 
 CUDA in bfloat16 when present (and allowed by the device setting), CPU float32
-otherwise. The HTTP backend batches requests through backend.scheduler; generate() is
+otherwise. The HTTP backend batches requests through backend.batching; generate() is
 the same decode loop with a batch of one, for scripts and tests. Every forward pass
 holds `model_lock`, so several loops may share one model (PEFT's mixed-adapter hooks
 are installed on the shared modules for the length of a forward).
@@ -12,6 +12,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backend.sampling import SamplingParams
 
 
 class PromptTooLongError(ValueError):
@@ -24,16 +28,6 @@ class GenerationResult:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop" or "length"
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    max_tokens: int
-    temperature: float = 0.7
-    top_p: float = 0.9
-    repetition_penalty: float = 1.0
-    no_repeat_ngram_size: int = 0
-    seed: int | None = None
 
 
 def pick_device(setting: str) -> str:

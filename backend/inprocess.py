@@ -14,9 +14,9 @@ of one request (backend.app.chat_completions) minus the wire format.
 
 from __future__ import annotations
 
-from bot.core.llm_client import Completion
-from backend.generator import SamplingParams
-from backend.scheduler import Scheduler
+from backend.batching import Scheduler
+from backend.sampling import SamplingParams
+from llm.client import Completion
 
 DEFAULT_MAX_TOKENS = 256
 

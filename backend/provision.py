@@ -20,9 +20,12 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from retrieval.fileutil import sha256_file
+from files.durable import sha256_file
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 MANIFEST = "writersroom-manifest.json"
 
@@ -225,3 +228,8 @@ def resolve_model(setting: str, *, default_name: str, cache_dir: Path) -> str:
     if candidate.exists():
         return str(candidate)
     return setting
+
+
+def embedder_path(settings: "Settings") -> str:
+    """The embedder the index, the bot's queries and /v1/embeddings all use (one model, one vector space)."""
+    return resolve_model(settings.model.embedder, default_name=EMBEDDER_NAME, cache_dir=settings.model_cache_dir)

@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from backend.generator import SamplingParams
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int
+    temperature: float = 0.7
+    top_p: float = 0.9
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    seed: int | None = None
+
 
 _SEEDS = random.SystemRandom()
 _CANDIDATES = 512  # sorting the whole vocabulary per row per step costs more than the rest of sampling

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from backend.provision import GENERATOR_NAME, resolve_model
-from bot.settings import Settings
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,10 @@ def model_name(settings: Settings) -> str:
 
 
 def load_embedder(settings: Settings):
-    """The embedder /v1/embeddings serves: the one the bot and the index use (bot.runtime).
+    """The embedder /v1/embeddings serves: the one the bot and the index use (bot.cli.runtime).
 
     On the CPU, as `writersroom ingest` builds the index: the same device gives the same vectors."""
-    from bot.runtime import embedder_path
+    from backend.provision import embedder_path
     from retrieval.embed import Embedder
 
     embedder = Embedder(embedder_path(settings), batch_size=settings.retrieval.batch_size)

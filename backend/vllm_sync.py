@@ -47,7 +47,7 @@ from typing import Any, Callable
 
 import httpx
 
-from backend.registry import ADAPTER_FILES, AdapterVersion, list_versions
+from registry.versions import ADAPTER_FILES, AdapterVersion, list_versions
 
 
 class VllmError(Exception):

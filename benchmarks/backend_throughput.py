@@ -53,13 +53,13 @@ class Level:
 
 
 def dialogue_messages(number: int) -> list[dict[str, str]]:
-    from bot.core.prompting import build_messages, parse_dialogue_request
+    from screenplay.prompting import build_messages, parse_dialogue_request
 
     return build_messages(parse_dialogue_request(SITUATIONS[number % len(SITUATIONS)]), [], exemplar_chars=600)
 
 
 def run_clients(url: str, model: str, clients: int, rounds: int, max_tokens: int) -> Level:
-    from bot.core.llm_client import ChatClient
+    from llm.client import ChatClient
 
     chat = ChatClient(f"{url}/v1", timeout_s=3600, retries=0)
     latencies: list[float] = []
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from backend.app import create_app
     from backend.generator import ChatGenerator
-    from tests.support.servers import serve_asgi
+    from emulators.servers import serve_asgi
 
     if args.model is None:
         from backend.provision import fetch_all
@@ -215,7 +215,7 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 def _warm_up_params():
-    from backend.generator import SamplingParams
+    from backend.sampling import SamplingParams
 
     return SamplingParams(max_tokens=4, **SAMPLING)
 

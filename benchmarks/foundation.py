@@ -46,13 +46,13 @@ def main(argv: list[str] | None = None) -> None:
     from backend.app import create_app
     from backend.generator import ChatGenerator
     from backend.provision import fetch_all
-    from bot.core.llm_client import ChatClient
-    from bot.core.prompting import build_messages, parse_dialogue_request
+    from emulators.servers import serve_asgi
+    from llm.client import ChatClient
     from retrieval.bundled import bundled_corpus_dir
     from retrieval.embed import Embedder
     from retrieval.ingest import ingest_paths
     from retrieval.search import SceneSearcher
-    from tests.support.servers import serve_asgi
+    from screenplay.prompting import build_messages, parse_dialogue_request
 
     models = fetch_all(Path.home() / ".writersroom" / "models", say=lambda _: None)
     rows: list[tuple[str, str]] = []

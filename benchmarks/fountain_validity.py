@@ -6,7 +6,7 @@
         [--log run.jsonl]   # then, if the run had to be stopped: the same options plus --summarize run.jsonl
 
 Run by hand (needs `writersroom models fetch`; matplotlib for the chart). Each prompt goes
-through the same loop as the bot (bot.core.dialogue.generate_scene: prompt with prefill ->
+through the same loop as the bot (screenplay.scene_loop.generate_scene: prompt with prefill ->
 model -> normalize -> validate -> repair -> retry -> copy guard) with SmolLM2-135M-Instruct
 loaded in-process by transformers instead of over HTTP. Exemplars come from the bundled
 corpus ranked by shared words (the FAISS index would need a 3-minute ingest first).
@@ -96,7 +96,7 @@ class LocalChat:
     def _generate(self, taken: list[_Pending]):
         import torch
 
-        from bot.core.llm_client import Completion
+        from llm.client import Completion
 
         first = taken[0].sampling
         ids = [self._encode(p.messages, bool(p.sampling.get("continue_final_message"))) for p in taken]
@@ -161,8 +161,8 @@ class BundledSearch:
 async def run_prompts(chat: LocalChat, searcher: BundledSearch | None, prompts: list[str], *, sampling: dict,
                       exemplars: int, exemplar_chars: int, attempts: int, concurrency: int,
                       log: Path | None = None) -> list[dict]:
-    from bot.core.dialogue import generate_scene
-    from bot.core.prompting import build_messages, parse_dialogue_request
+    from screenplay.prompting import build_messages, parse_dialogue_request
+    from screenplay.scene_loop import generate_scene
 
     gate = asyncio.Semaphore(concurrency)
 
@@ -226,7 +226,7 @@ def save_chart(rows: list[dict], path: Path, title: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bot.settings import load_settings
+    from config.settings import load_settings
 
     generation = load_settings().generation
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wall-s", type=float, default=None, help="With --summarize: how long the run ran.")
     args = parser.parse_args(argv)
 
-    from bot.core.dialogue import MAX_ATTEMPTS
+    from screenplay.scene_loop import MAX_ATTEMPTS
 
     attempts = args.attempts or MAX_ATTEMPTS
     if args.summarize:
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_report(rows: list[dict], args: argparse.Namespace, *, attempts: int, timing: str, note: str = "") -> None:
     """Append the section to RESULTS.md, save the chart and (optionally) the samples."""
-    from bot.core.dialogue import CONTINUATION_TRIES
+    from screenplay.scene_loop import CONTINUATION_TRIES
 
     attempt_counts = [row["attempts"] for row in rows]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

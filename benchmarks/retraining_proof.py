@@ -10,7 +10,7 @@ Run by hand on a quiet machine (needs `writersroom models fetch`). What it does:
 2. `--examples` dialogue excerpts of the bundled plays and screenplays
    (never the held-out set; taken across all scripts in turn) imported as approved
    scenes with the feedback importer, as a room migrating its past pages would;
-3. the trainer's own scheduler (training.scheduler, threshold = --examples, polling
+3. the trainer's own scheduler (training.triggers, threshold = --examples, polling
    every 5 s) notices the threshold, trains, runs the evaluation gate and promotes;
 4. the time from the last approval stored to the adapter promoted, the held-out
    perplexity (validation split and the fixed corpus screenplay set) and the share of
@@ -57,12 +57,17 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from bot.settings import load_settings
-    from training.corpus_scenes import corpus_scenes, feedback_records, heldout_scenes, spread_over_scripts
+    from config.settings import load_settings
+    from training.corpus_scenes import (
+        corpus_scenes,
+        feedback_records,
+        heldout_scenes,
+        spread_over_scripts,
+    )
     from training.feedback_format import iter_feedback
     from training.feedback_import import import_lines
     from training.run import _sessions
-    from training.scheduler import Trainer, build_scheduler
+    from training.triggers import Trainer, build_scheduler
 
     overrides = {key: _value(value) for key, value in (item.split("=", 1) for item in args.overrides)}
     settings = load_settings(training={"threshold": args.examples, "poll_s": 5.0, **overrides})
@@ -159,7 +164,7 @@ def report(result, settings, *, seconds: float, examples: int, max_chars: int, o
         ("held-out perplexity, validation split (base → adapter)", drop("validation_ppl")),
         ("held-out perplexity, corpus screenplay set of "
          f"{t.eval_screenplay_scenes} excerpts (base → adapter)", drop("screenplay_ppl")),
-        (f"valid sampled scenes, one per prompt, no retries (base → adapter)",
+        ("valid sampled scenes, one per prompt, no retries (base → adapter)",
          f"{valid(serving)} → {valid(candidate)}"),
         ("gate", "; ".join(result.reasons)),
     ]

@@ -4,7 +4,7 @@
 
 Slack gives an app 3 seconds to answer a slash command. This starts the real Bolt app in
 HTTP mode on loopback, in its own process (as in production), against the Slack Web API
-emulator of tests/slack and a fake OpenAI-compatible backend that takes --delay-s seconds
+emulator of tests/bot/slack and a fake OpenAI-compatible backend that takes --delay-s seconds
 per generation; then fires --commands signed `/dialogue` commands at once, each from its
 own writer (the per-writer rate limit stays on), from a client in a third process that
 sends pre-built requests over connections opened beforehand, and measures each command's
@@ -39,8 +39,8 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.slack.emulator import TEAM_ID, LoopThread, SlackWebApi, sign  # noqa: E402
-from tests.support.fake_backend import FakeBackend  # noqa: E402
+from emulators.openai_backend import FakeBackend  # noqa: E402
+from emulators.slack import TEAM_ID, LoopThread, SlackWebApi, sign  # noqa: E402
 
 BOT_TOKEN = "xoxb-1-benchmark"
 SIGNING_SECRET = "benchmark-signing-secret-0123456789"

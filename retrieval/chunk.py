@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from retrieval.model import Scene, Script
+from retrieval.document import Scene, Script
 
 DEFAULT_MAX_WORDS = 200  # ~260 word pieces of English: near MiniLM's 256 limit
 DEFAULT_OVERLAP = 40  # so a moment cut at a window edge is still whole in one window

@@ -41,11 +41,25 @@ from typing import Collection, Iterable, Iterator, Sequence
 import numpy as np
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from retrieval.catalog import (CATALOG_FILE, DEFAULT_INDEX_NAME, Catalog, CatalogError, Changes, IndexState, Snapshot,
-                               default_url)
+from files.durable import fsync_dir
+from retrieval.catalog import (
+    CATALOG_FILE,
+    DEFAULT_INDEX_NAME,
+    Catalog,
+    CatalogError,
+    Changes,
+    IndexState,
+    Snapshot,
+    default_url,
+)
 from retrieval.chunk import Chunk
-from retrieval.fileutil import fsync_dir
-from retrieval.index_types import AnnIndex, IndexParams, check_kind, choose_kind, omp_threads
+from retrieval.index_types import (
+    AnnIndex,
+    IndexParams,
+    check_kind,
+    choose_kind,
+    omp_threads,
+)
 from retrieval.legacy_meta import META_FILE, LegacyMetaError, read_or_import
 
 # An HNSW graph carrying more tombstones than this share of its nodes is rebuilt on

@@ -24,10 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from files.durable import sha256_file
 from retrieval.chunk import chunk_script
 from retrieval.index import SceneIndex
-from retrieval.parse import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, NotAScript, ParseError, parse_file
-from retrieval.fileutil import sha256_file
+from retrieval.parse import (
+    MAX_FILE_BYTES,
+    SUPPORTED_SUFFIXES,
+    NotAScript,
+    ParseError,
+    parse_file,
+)
 
 # Every supported type is walked, .txt included: a .txt that is not a script is told
 # apart by content (see retrieval.parse.detect_format) and reported as skipped. Files

@@ -12,8 +12,8 @@ import logging
 import os
 from pathlib import Path
 
+from files.durable import fsync_dir
 from retrieval.catalog import Catalog, Changes, IndexState, Snapshot
-from retrieval.fileutil import fsync_dir
 
 META_FILE = "meta.json"
 IMPORTED_SUFFIX = ".imported"

@@ -1,6 +1,6 @@
 """Style analysis of one parsed script: length, cast, balance of talk and action.
 
-``analyze(script)`` works on any :class:`retrieval.model.Script` (Fountain, FDX, PDF,
+``analyze(script)`` works on any :class:`retrieval.document.Script` (Fountain, FDX, PDF,
 TEI, Gutenberg plain text), because it reads only the shared element kinds.
 
 Page estimate (the rule, so a writer can check it by hand)
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retrieval.chunk import parse_heading
-from retrieval.model import (
+from retrieval.document import (
     ACTION,
     CENTERED,
     CHARACTER,

@@ -1,38 +1,28 @@
 """Tell the room how a training run ended: promotions (with the report plot) and failures.
 
-    announce(settings, RunAnnouncement(kind="promoted", summary=..., version="r0007-ab12cd",
-                                       report_png=Path(".../report.png")))
+    announce(notifiers, RunAnnouncement(kind="promoted", summary=..., version="r0007-ab12cd",
+                                        report_png=Path(".../report.png")), admins=settings.room.admins)
 
-Posts go to `training.announce_slack_channel` and `training.announce_discord_channel`, each
-with its platform's bot token; a platform without a channel or a token is skipped. A
-failure mentions the room admins of the platform it is posted to (`room.admins` mixes
-Slack and Discord ids). Chat is a courtesy here, not part of the run: an outage is logged
+Where posts go is the caller's: the notifiers are built by the entry point (bot.cli.announcers,
+from `training.announce_slack_channel`/`announce_discord_channel` and the bot tokens), so
+training depends on the `Notifier` interface and never on a chat SDK or the bot. A failure
+mentions the room admins of the platform it is posted to (`room.admins` mixes Slack and
+Discord ids). Chat is a courtesy here, not part of the run: an outage is logged
 as a warning and `announce` returns normally, so a promotion is never undone by a post
 that could not be made.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Coroutine
-
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
+from typing import Protocol, Sequence
 
 log = logging.getLogger(__name__)
 
 KINDS = ("promoted", "kept", "failed")
-DISCORD_MAX_CHARS = 2000
-# A post must not hold the trainer up for long when a platform hangs.
-TIMEOUT_S = 30.0
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]+")
 _DISCORD_USER = re.compile(r"[0-9]+")
@@ -52,30 +42,36 @@ class RunAnnouncement:
             raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
 
 
-def announce(settings: "Settings", announcement: RunAnnouncement) -> list[str]:
-    """Post to every configured platform; returns where it was posted, e.g. ["slack:C123", "discord:456"].
+class Notifier(Protocol):
+    """Somewhere a run's outcome can be posted: one chat channel. The chat adapters implement
+    it (bot.slack.announcer, bot.discord.announcer); training never imports a chat SDK."""
 
-    Never raises: a platform that fails is logged (exception type and channel, never a token).
+    platform: str  # "slack" | "discord": picks the admins to mention
+    channel: str
+
+    def post(self, text: str, png: Path | None) -> None: ...
+
+
+def announce(notifiers: Sequence[Notifier], announcement: RunAnnouncement, *,
+             admins: Sequence[str] = ()) -> list[str]:
+    """Post to every notifier; returns where it was posted, e.g. ["slack:C123", "discord:456"].
+
+    Never raises: a notifier that fails is logged (exception type and channel, never a token).
+    ``admins`` mixes platforms' user ids; each post mentions its own platform's on a failure.
     """
     png = announcement.report_png if announcement.report_png and announcement.report_png.is_file() else None
     if announcement.report_png and png is None:
         log.warning("report plot %s is missing; announcing without it", announcement.report_png)
     posted: list[str] = []
-    for platform, channel, token, post in (
-        ("slack", settings.training.announce_slack_channel, settings.slack.bot_token, _post_slack),
-        ("discord", settings.training.announce_discord_channel, settings.discord.bot_token, _post_discord),
-    ):
-        if not channel or token is None:
-            log.info("not announcing training runs on %s: no announce channel or no bot token set", platform)
-            continue
-        text = message_text(announcement, admins_on(platform, settings.room.admins))
+    for notifier in notifiers:
+        text = message_text(announcement, admins_on(notifier.platform, list(admins)))
         try:
-            post(settings, channel, token.get_secret_value(), text, png)
+            notifier.post(text, png)
         except Exception as exc:  # noqa: BLE001 - whatever the platform does, the run still counts
             log.warning("could not announce training run %s on %s channel %s: %s%s", announcement.run_id,
-                        platform, channel, type(exc).__name__, _error_code(exc))
+                        notifier.platform, notifier.channel, type(exc).__name__, _error_code(exc))
             continue
-        posted.append(f"{platform}:{channel}")
+        posted.append(f"{notifier.platform}:{notifier.channel}")
     return posted
 
 
@@ -103,74 +99,6 @@ def message_text(announcement: RunAnnouncement, admins: list[str]) -> str:
     if announcement.kind == "failed" and admins:
         lines.append("Room admins: " + " ".join(f"<@{admin}>" for admin in admins))
     return "\n".join(lines) + "\n\n" + announcement.summary.strip()
-
-
-def _post_slack(settings: "Settings", channel: str, token: str, text: str, png: Path | None) -> None:
-    # slack_sdk joins base_url and the method name, so the base must end with a slash (as in
-    # bot.slack.app, which is not imported here: it loads Bolt and every listener).
-    api_url = settings.slack.api_url if settings.slack.api_url.endswith("/") else settings.slack.api_url + "/"
-    client = WebClient(token=token, base_url=api_url, timeout=int(TIMEOUT_S))
-    if png is None:
-        client.chat_postMessage(channel=channel, text=text)
-        return
-    try:
-        client.files_upload_v2(channel=channel, file=str(png), filename=png.name, title=png.name,
-                               initial_comment=text)
-    except SlackApiError as exc:  # e.g. no files:write scope: the news matters more than the plot
-        log.warning("could not upload the report plot to Slack channel %s (%s); posting the text alone",
-                    channel, exc.response.get("error"))
-        client.chat_postMessage(channel=channel, text=text)
-
-
-def _post_discord(settings: "Settings", channel: str, token: str, text: str, png: Path | None) -> None:
-    _run_coroutine(lambda: asyncio.wait_for(_send_discord(settings.discord.api_url, channel, token, text, png),
-                                            TIMEOUT_S))
-
-
-async def _send_discord(api_url: str, channel_id: str, token: str, text: str, png: Path | None) -> None:
-    # Imported here: discord.py and the bot's cog take about a second to load, which a trainer
-    # that does not announce on Discord should not pay.
-    import discord
-
-    from bot.discord.client import configure_rest
-
-    configure_rest(api_url)
-    if len(text) > DISCORD_MAX_CHARS:
-        text = text[: DISCORD_MAX_CHARS - 1] + "…"
-    # REST only: login checks the token and fetches what send needs; no gateway connection is
-    # opened, so intents ask for nothing. The guilds flag only quiets discord.py's warning that
-    # state may be incomplete without it, which would otherwise reach the trainer's log each time.
-    client = discord.Client(intents=discord.Intents(guilds=True))
-    try:
-        await client.login(token)
-        channel = await client.fetch_channel(int(channel_id))
-        await channel.send(content=text, file=discord.File(png) if png else None,
-                           allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True))
-    finally:
-        await client.close()
-
-
-def _run_coroutine(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run a coroutine to completion from sync code, even when this thread already runs a loop
-    (asyncio.run refuses that), by giving it a thread and a loop of its own."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(make())
-        return
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(make())
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller's thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="announce-discord")
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
 
 
 def _error_code(exc: Exception) -> str:

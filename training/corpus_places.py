@@ -6,7 +6,7 @@
 
 A play scene's opening stage direction nearly always starts with its set, in a few set
 forms ("A room in X", "The garden of X", "Bianca's castle", "Boston"); the rest of it is
-business. bot.core.screenplay.derive_heading reads places from chat requests and is used
+business. screenplay.form.derive_heading reads places from chat requests and is used
 where it fits, but it guesses from roles too ("the King" -> a throne room), which in a
 cast list ("King, Arsaces, Vardanes.") is wrong, so its guesses are only taken when the
 direction names the place itself. A screenplay scene keeps its own heading.
@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.core.screenplay import HEADING_LINE, derive_heading
+from screenplay.form import HEADING_LINE, derive_heading
 
 __all__ = ["Place", "scene_place", "title_place", "cast_words", "strip_scene_word", "clip", "sentences"]
 

@@ -11,7 +11,7 @@ into Fountain (a heading read from the stage set, see training.corpus_places; up
 cues, parentheticals, dialogue) and given the request a writer might have typed for it.
 
 Every excerpt is checked with the validator generated scenes face
-(``bot.core.screenplay.validate_fountain``) and its prompt with the parser chat uses
+(``screenplay.form.validate_fountain``) and its prompt with the parser chat uses
 (``parse_dialogue_request``); what fails either is dropped and counted, never patched.
 Only English scripts are used (the TEI ``xml:lang``; Fountain carries none and the
 bundled screenplays are English).
@@ -34,11 +34,27 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bot.core.prompting import parse_dialogue_request
-from bot.core.screenplay import HEADING_LINE, time_of_day, validate_fountain
-from retrieval.model import ACTION, CENTERED, CHARACTER, DIALOGUE, LYRIC, PARENTHETICAL, Scene, Script
+from retrieval.document import (
+    ACTION,
+    CENTERED,
+    CHARACTER,
+    DIALOGUE,
+    LYRIC,
+    PARENTHETICAL,
+    Scene,
+    Script,
+)
 from retrieval.parse import SUPPORTED_SUFFIXES, NotAScript, ParseError, parse_file
-from training.corpus_places import Place, cast_words, clip, scene_place, strip_scene_word, title_place
+from screenplay.form import HEADING_LINE, time_of_day, validate_fountain
+from screenplay.prompting import parse_dialogue_request
+from training.corpus_places import (
+    Place,
+    cast_words,
+    clip,
+    scene_place,
+    strip_scene_word,
+    title_place,
+)
 from training.feedback_format import content_hash, normalize_text, record
 
 log = logging.getLogger(__name__)

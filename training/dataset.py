@@ -4,10 +4,10 @@
     data = build_dataset(sessions, validation_share=0.1, room="T1:C42", exemplar_text=lookup)
     write_jsonl("train.jsonl", data.train)
 
-What counts as an example is the store's consent rule (``bot.store.queries``, module
+What counts as an example is the store's consent rule (``store.queries``, module
 doc): opted-out writers' scenes and votes are left out there, and edited text wins.
 Each example's ``messages`` are the chat messages the bot sent when it wrote the scene
-(``bot.core.prompting.build_messages`` over the same request and the same retrieved
+(``screenplay.prompting.build_messages`` over the same request and the same retrieved
 exemplars), followed by the approved text as the assistant's answer, so the adapter learns
 on the prompt it will be served, less the worked example (``build_messages`` says why).
 
@@ -29,10 +29,21 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.core.prompting import DialogueRequest, build_messages, parse_dialogue_request
-from bot.store import queries
-from bot.store.models import Generation
-from training.feedback_format import content_hash, normalize_prompt, record, write_records
+from screenplay.prompting import (
+    DialogueRequest,
+    build_messages,
+    follow_up_turns,
+    merged_request,
+    parse_dialogue_request,
+)
+from store import queries
+from store.models import Generation
+from training.feedback_format import (
+    content_hash,
+    normalize_prompt,
+    record,
+    write_records,
+)
 
 #: Maps a generation's retrieved scene ids to SceneHit-like exemplars (title, scene.text).
 ExemplarLookup = Callable[[list[str]], list]
@@ -161,13 +172,10 @@ def _example(row: _Approved, exemplar_text: ExemplarLookup | None, exemplar_char
 def _follow_up_messages(row: _Approved, exemplars: list, exemplar_chars: int) -> tuple[DialogueRequest, list]:
     """A follow-up was served the parent scene and the direction after the usual prompt:
     rebuild that conversation with the follow-up's own code."""
-    from bot.core.followup import NOTE, merged_request
-
     direction = str(row.parameters["follow_up"])
     request = merged_request(row.parent_prompt or "", direction)
     messages = build_messages(request, list(exemplars), exemplar_chars=exemplar_chars, worked_example=False)
-    messages += [{"role": "assistant", "content": row.parent_output or ""},
-                 {"role": "user", "content": NOTE.format(direction=direction)}]
+    messages += follow_up_turns(row.parent_output or "", direction)
     return request, messages
 
 

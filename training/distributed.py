@@ -1,6 +1,6 @@
 """One adapter trained by several processes: `accelerate launch` (deploy/accelerate/*.yaml) or torchrun.
 
-    accelerate launch --config_file deploy/accelerate/multi-gpu.yaml -m bot.cli train --now
+    accelerate launch --config_file deploy/accelerate/multi-gpu.yaml -m bot.cli.main train --now
 
 Every process runs the same command. The main process (rank 0) does everything a single
 process does: holds the store's training lock, builds the dataset, records the run,
@@ -17,25 +17,9 @@ node sees, and the store reachable from the main node.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-
-def world() -> tuple[int, int]:
-    """(rank, number of processes) as the launcher set them; (0, 1) when run on its own."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process() -> bool:
-    return world()[0] == 0
-
-
-def local_device(device: str) -> str:
-    """A process's own GPU under a launcher (LOCAL_RANK), else `device` unchanged."""
-    local = os.environ.get("LOCAL_RANK")
-    if device == "cuda" and local is not None:
-        return f"cuda:{int(local)}"
-    return device
+from training.ranks import world
 
 
 def _broadcast(payload: Any) -> Any:
@@ -75,7 +59,7 @@ def follow(settings: Any, *, progress: bool = False) -> str | None:
     Returns why nothing was trained, or None after training."""
     from pathlib import Path
 
-    from training.run import FINAL_EVAL, base_model
+    from training.base import FINAL_EVAL, base_model
     from training.trainer import train_adapter
 
     work = _broadcast(None)

@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 
-from bot.store import queries
-from bot.store.db import session_scope
-from bot.store.models import Room
+from store import queries
+from store.db import session_scope
+from store.models import Room
 from training.feedback_format import FeedbackLine
 
 IMPORT_MODEL = "imported"

@@ -5,7 +5,7 @@
         if held.lost.is_set():   # paused longer than stale_after_s and someone took over
             ...do not promote...
 
-The lock is a row in the store (``bot.store.locks``). While it is held a daemon thread
+The lock is a row in the store (``store.locks``). While it is held a daemon thread
 refreshes its heartbeat every ``heartbeat_s`` (default: a quarter of ``stale_after_s``),
 so a long run keeps it however long it takes, and a SIGKILLed trainer's lock goes
 stale ``stale_after_s`` after its last heartbeat and may then be taken over.
@@ -24,8 +24,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.store.db import session_scope
-from bot.store.locks import acquire_lock, lock_state, refresh_lock, release_lock
+from store.db import session_scope
+from store.locks import acquire_lock, lock_state, refresh_lock, release_lock
 
 log = logging.getLogger(__name__)
 

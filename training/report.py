@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from training.evaluate import Scores, Verdict
+from training.gate import Scores, Verdict
 
 
 def write_report(directory: Path, *, title: str, losses: Sequence[tuple[int, float]],
@@ -66,7 +66,7 @@ def plot(path: Path, *, title: str, losses: Sequence[tuple[int, float]], eval_lo
     measures = [m for m in measures if m[1] is not None and m[2] is not None]
     width = 0.38
     for offset, (label, values, colour) in enumerate(
-            ((f"candidate", [m[1] for m in measures], "#2f6f99"),
+            (("candidate", [m[1] for m in measures], "#2f6f99"),
              (f"serving: {serving.label}", [m[2] for m in measures], "#b0b0b0"))):
         positions = [i + (offset - 0.5) * width for i in range(len(measures))]
         drawn = bars.bar(positions, values, width, label=label, color=colour)

@@ -11,7 +11,7 @@ Order, and why it is safe to SIGKILL at any point:
    NotEnoughExamples, with a message that says what to do, and no run;
 3. record the run (status running) and train in a work directory keyed by the data and
    the settings, so a run killed mid-way is resumed from its last complete checkpoint;
-4. evaluate the candidate against what serves (training.evaluate) and write the report;
+4. evaluate the candidate against what serves (training.gate) and write the report;
 5. publish the candidate as a new immutable registry version (atomic rename) whatever
    the verdict: a worse candidate is kept, not promoted, and the report says why;
 6. promote it by the atomic pointer swap when the gate passed and the lock was never lost
@@ -31,16 +31,16 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.settings import Settings
+from config.settings import Settings
+from training.announce import Notifier
+from training.base import FINAL_EVAL, base_model
 
 log = logging.getLogger(__name__)
-#: The finished adapter's validation loss comes from the gate, which measures it anyway.
-FINAL_EVAL = False
 
 Phase = Callable[[str], None]
 
@@ -88,19 +88,10 @@ class RunResult:
 
 
 def _sessions(settings: Settings):
-    from bot.store.db import make_engine, make_session_factory, upgrade
+    from store.db import make_engine, make_session_factory, upgrade
 
     upgrade(settings.database_url)
     return make_session_factory(make_engine(settings.database_url))
-
-
-def base_model(settings: Settings) -> tuple[Path, str]:
-    """The base model's directory and the name the backend serves it under."""
-    from backend.provision import GENERATOR_NAME, resolve_model
-    from backend.serve import model_name
-
-    path = resolve_model(settings.model.generator, default_name=GENERATOR_NAME, cache_dir=settings.model_cache_dir)
-    return Path(path), model_name(settings)
 
 
 def training_settings_json(settings: Settings) -> dict[str, Any]:
@@ -122,15 +113,16 @@ def _print_phase(text: str) -> None:
 
 
 def run_training(settings: Settings, *, trigger: str = "manual", room: str | None = None,
-                 progress: bool = True, phase: Phase = _print_phase, announce: bool = True,
+                 progress: bool = True, phase: Phase = _print_phase, notifiers: Sequence[Notifier] = (),
                  sessions: Any = None, request_id: int | None = None) -> RunResult | None:
     """Run once; raises TrainingBusy (another process trains) or NotEnoughExamples (no run).
 
     Under a multi-process launcher only the main process returns a RunResult; the others
     train beside it (training.distributed) and return None. ``request_id``: a queued
     request from chat (/room retrain) that this run serves; its row becomes the run's."""
-    from training.distributed import Crew, follow, is_main_process
+    from training.distributed import Crew, follow
     from training.lock import default_holder, training_lock
+    from training.ranks import is_main_process
 
     if not is_main_process():
         follow(settings, progress=False)
@@ -141,14 +133,14 @@ def run_training(settings: Settings, *, trigger: str = "manual", room: str | Non
         with training_lock(sessions, holder=default_holder(), stale_after_s=settings.training.lock_stale_s) as held:
             _close_interrupted(sessions, phase)
             return _run_locked(settings, sessions, held, crew, trigger=trigger, room=room, progress=progress,
-                               phase=phase, announce=announce, request_id=request_id)
+                               phase=phase, notifiers=notifiers, request_id=request_id)
     finally:
         crew.release("the main process did not train")  # no-op once the examples were handed over
 
 
 def _close_interrupted(sessions: Any, phase: Phase) -> None:
-    from bot.store.db import session_scope
-    from bot.store.queries import interrupt_running_runs
+    from store.db import session_scope
+    from store.queries import interrupt_running_runs
 
     with session_scope(sessions) as session:
         closed = interrupt_running_runs(session, note="interrupted: the process ended before the run finished "
@@ -158,9 +150,13 @@ def _close_interrupted(sessions: Any, phase: Phase) -> None:
 
 
 def _run_locked(settings: Settings, sessions: Any, held: Any, crew: Any, *, trigger: str, room: str | None, progress: bool,
-                phase: Phase, announce: bool, request_id: int | None) -> RunResult:
-    from bot.store.db import session_scope
-    from bot.store.queries import claim_training_request, finish_training_run, start_training_run
+                phase: Phase, notifiers: Sequence[Notifier], request_id: int | None) -> RunResult:
+    from store.db import session_scope
+    from store.queries import (
+        claim_training_request,
+        finish_training_run,
+        start_training_run,
+    )
     from training.dataset import build_dataset
     from training.exemplars import catalog_exemplars
 
@@ -199,15 +195,15 @@ def _run_locked(settings: Settings, sessions: Any, held: Any, crew: Any, *, trig
     result.seconds = time.perf_counter() - started
     phase("recording the outcome")
     _record(sessions, result)
-    if announce:
-        _announce(settings, result)
+    if notifiers:
+        _announce(settings, notifiers, result)
     phase(f"done: {result.status}")
     return result
 
 
 def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, held: Any, crew: Any, *, model_dir: Path,
                             base_name: str, progress: bool, phase: Phase) -> None:
-    from backend import registry
+    from registry import versions as registry
     from training.trainer import train_adapter
 
     t = settings.training
@@ -278,11 +274,11 @@ class _StepReport:
 
 def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, base_name: str, work_dir: Path,
               room: str | None) -> tuple[Any, Any, Any, str]:
-    from backend import registry
-    from bot.core.dialogue import sampling_parameters
-    from bot.core.prompting import build_messages, parse_dialogue_request
+    from registry import versions as registry
+    from screenplay.prompting import build_messages, parse_dialogue_request
+    from screenplay.scene_loop import sampling_parameters
     from training.eval_prompts import PROMPTS
-    from training.evaluate import EvalSetup, decide, evaluate_models
+    from training.gate import EvalSetup, decide, evaluate_models
     from training.trainer import mixed_bf16, pick_device
 
     t, g = settings.training, settings.generation
@@ -322,8 +318,8 @@ def _heldout(limit: int) -> list:
 
 
 def _record(sessions: Any, result: RunResult) -> None:
-    from bot.store.db import session_scope
-    from bot.store.queries import finish_training_run
+    from store.db import session_scope
+    from store.queries import finish_training_run
 
     # The trigger leads so `train`/`/room status` readers see why the run happened as well as its outcome.
     outcome = "; ".join(result.reasons) if result.status != "failed" else result.error
@@ -335,9 +331,10 @@ def _record(sessions: Any, result: RunResult) -> None:
                             notes=notes)
 
 
-def _announce(settings: Settings, result: RunResult) -> None:
+def _announce(settings: Settings, notifiers: Sequence[Notifier], result: RunResult) -> None:
     from training.announce import RunAnnouncement, announce
 
     kind = {"succeeded": "promoted", "rejected": "kept", "failed": "failed"}[result.status]
-    announce(settings, RunAnnouncement(kind=kind, summary=result.summary(), run_id=result.run_id,
-                                       version=result.version, room=result.room, report_png=result.report_png))
+    announce(notifiers, RunAnnouncement(kind=kind, summary=result.summary(), run_id=result.run_id,
+                                        version=result.version, room=result.room, report_png=result.report_png),
+             admins=settings.room.admins)

@@ -165,7 +165,7 @@ def train_adapter(train_chats: Sequence[Sequence[dict[str, str]]],
     from peft import get_peft_model
     from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-    from training.distributed import local_device
+    from training.ranks import local_device
 
     device = local_device(pick_device(device))
     set_seed(settings.seed)

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from bot.core.replies import user_mention
 from bot.core.services import CoreServices
-from bot.store.db import session_scope
-from bot.store.models import FeedbackEvent, FeedbackKind, User
+from store.db import session_scope
+from store.models import FeedbackEvent, FeedbackKind, User
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from bot.core import dialogue, recommend, room_admin, similar, style
 from bot.core.ratelimit_reply import rate_limited
 from bot.core.replies import Invocation, Reply, Section, SectionKind
 from bot.core.services import CoreServices
-from bot.observability import metrics
-from bot.observability.request_id import request_scope
+from observability import metrics
+from observability.request_id import request_scope
 
 log = logging.getLogger(__name__)
 

@@ -8,14 +8,21 @@ import logging
 
 from bot.core.approval import read_state
 from bot.core.dialogue import scene_reply, write_scene
-from bot.core.llm_client import GenerationError
 from bot.core.ratelimit_reply import rate_limited
-from bot.core.replies import ActionKind, Invocation, Reply, Section, SectionKind, error_reply
+from bot.core.replies import (
+    ActionKind,
+    Invocation,
+    Reply,
+    Section,
+    SectionKind,
+    error_reply,
+)
 from bot.core.services import CoreServices
-from bot.observability import metrics
-from bot.observability.request_id import request_scope
-from bot.store import queries
-from bot.store.db import session_scope
+from llm.client import GenerationError
+from observability import metrics
+from observability.request_id import request_scope
+from store import queries
+from store.db import session_scope
 
 log = logging.getLogger(__name__)
 

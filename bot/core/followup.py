@@ -20,14 +20,14 @@ from sqlalchemy import or_, select
 
 from bot.core.commands import COMMANDS, refusal
 from bot.core.dialogue import Scene, generate_and_record, scene_messages, scene_reply
-from bot.core.llm_client import GenerationError
-from bot.core.prompting import DialogueRequest, parse_dialogue_request
 from bot.core.ratelimit_reply import rate_limited
 from bot.core.replies import Invocation, Reply, Section, SectionKind, error_reply
 from bot.core.services import CoreServices
-from bot.store import queries
-from bot.store.db import session_scope
-from bot.store.models import Generation, Platform, Room
+from llm.client import GenerationError
+from screenplay.prompting import DialogueRequest, parse_dialogue_request
+from store import queries
+from store.db import session_scope
+from store.models import Generation, Platform, Room
 
 TITLE = "Follow-up"
 NOTE = ("Write the next version of the scene above, following this direction: {direction}\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.replies import Invocation, Reply, channel_mention, error_reply
-from bot.settings import RoomSettings
+from config.settings import RoomSettings
 
 
 @dataclass(frozen=True)

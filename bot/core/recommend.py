@@ -20,10 +20,17 @@ from dataclasses import dataclass, field
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from bot.core.replies import Citation, Invocation, Reply, Section, SectionKind, error_reply
+from bot.core.replies import (
+    Citation,
+    Invocation,
+    Reply,
+    Section,
+    SectionKind,
+    error_reply,
+)
 from bot.core.services import CoreServices
-from bot.store.db import session_scope
-from bot.store.models import FeedbackEvent, FeedbackKind, Generation, Platform, Room
+from store.db import session_scope
+from store.models import FeedbackEvent, FeedbackKind, Generation, Platform, Room
 
 DEFAULT_K = 5
 MAX_K = 20
@@ -115,7 +122,8 @@ def _scene_key(scene_id: str) -> str:
 
 def compute(searcher, history: RoomHistory, *, k: int):
     """retrieval.recommend over the searcher's index and embedder (blocking: run it in a thread)."""
-    from retrieval.recommend import LikedScene, recommend as rank
+    from retrieval.recommend import LikedScene
+    from retrieval.recommend import recommend as rank
 
     index, embedder = getattr(searcher, "index", None), getattr(searcher, "embedder", None)
     if index is None or embedder is None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.core.llm_client import GenerationError
+from bot.core.adapters import AdapterError
 from bot.core.replies import Invocation, Reply, Section, SectionKind, error_reply
 from bot.core.services import CoreServices
-from bot.store import queries
-from bot.store.db import session_scope
+from llm.client import GenerationError
+from store import queries
+from store.db import session_scope
 
 USAGE = "/room help | status | model | consent on|off | retrain | rollback"
 
@@ -116,20 +117,13 @@ def _queue_retrain(services: CoreServices, invocation: Invocation) -> tuple[int 
 
 
 async def _rollback(services: CoreServices, invocation: Invocation, _: str) -> Reply:
-    from backend.registry import RegistryError, rollback, serving
-
-    registry = services.settings.adapter_dir
     try:
-        before = serving(registry)
-        # A room with its own adapter rolls back its own; otherwise the default every room shares.
-        room = invocation.room_id if invocation.room_id in before.rooms else None
-        after = await asyncio.to_thread(rollback, registry, room=room)
-    except RegistryError as exc:
+        done = await asyncio.to_thread(services.adapters.roll_back, invocation.room_id)
+    except AdapterError as exc:
         return error_reply("/room rollback", str(exc))
-    now = after.version_for(invocation.room_id) or "the base model"
-    was = before.version_for(invocation.room_id) or "the base model"
-    scope = "this room" if room else "every room without its own adapter"
-    return _text("/room rollback", f"Rolled back {scope}: `{was}` → `{now}`. The backend picks it up within "
+    scope = "this room" if done.own else "every room without its own adapter"
+    return _text("/room rollback", f"Rolled back {scope}: `{done.was or 'the base model'}` → "
+                                   f"`{done.now or 'the base model'}`. The backend picks it up within "
                                    f"{services.settings.backend.adapter_poll_s:.0f} s.")
 
 

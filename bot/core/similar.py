@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from retrieval.types import SearchUnavailableError
-
-from bot.core.replies import Citation, Invocation, Reply, Section, SectionKind, error_reply
+from bot.core.replies import (
+    Citation,
+    Invocation,
+    Reply,
+    Section,
+    SectionKind,
+    error_reply,
+)
 from bot.core.services import CoreServices
+from retrieval.types import SearchUnavailableError
 
 # A pasted scene may be long; the embedder reads ~256 word pieces anyway.
 SIMILAR_MAX_CHARS = 20_000

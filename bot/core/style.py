@@ -11,10 +11,9 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from retrieval.style import StyleReport, analyze_file, analyze_fountain
-
 from bot.core.replies import Invocation, Reply, Section, SectionKind, error_reply
 from bot.core.services import CoreServices
+from retrieval.style import StyleReport, analyze_file, analyze_fountain
 
 USAGE = "/style <pasted Fountain scene or script>"
 STYLE_MAX_CHARS = 500_000  # a feature script is ~150k characters of Fountain

@@ -25,7 +25,7 @@ from bot.discord.views import FeedbackButton
 
 if TYPE_CHECKING:
     from bot.core.services import CoreServices
-    from bot.settings import DiscordSettings, Settings
+    from config.settings import DiscordSettings, Settings
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,12 @@ from bot.core import feedback
 from bot.core.approval import current_state
 from bot.core.replies import ActionKind, Reply
 from bot.discord.invocation import in_dm, invocation_from, safely
-from bot.discord.render import SCENE_FILENAME, render_reply, scene_from_embed, with_state
+from bot.discord.render import (
+    SCENE_FILENAME,
+    render_reply,
+    scene_from_embed,
+    with_state,
+)
 
 if TYPE_CHECKING:
     from bot.core.services import CoreServices

@@ -23,8 +23,8 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.services import CoreServices
-from bot.settings import Settings
 from bot.slack.listeners import actions, commands, mentions
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Run the Slack bot: over HTTP (Slack POSTs to /slack/events) or over Socket Mode.
 
-    from bot.runtime import build_services
-    from bot.settings import load_settings
+    from bot.cli.runtime import build_services
+    from config.settings import load_settings
     settings = load_settings()
     run_http(settings, build_services(settings))      # or run_socket_mode(settings, ...)
 
@@ -19,8 +19,8 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.core.services import CoreServices
-from bot.settings import Settings
 from bot.slack.app import SlackConfigError, build_app
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 

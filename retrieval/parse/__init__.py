@@ -1,4 +1,4 @@
-"""Turn a script file into a :class:`retrieval.model.Script`.
+"""Turn a script file into a :class:`retrieval.document.Script`.
 
 ``parse_file`` picks the parser from the extension and, for ambiguous ones, from the
 content, so ingest can hand it any file it finds and get either a Script or a
@@ -11,7 +11,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from retrieval.model import Script
+from retrieval.document import Script
 
 FOUNTAIN_SUFFIXES = frozenset({".fountain", ".spmd"})
 XML_SUFFIXES = frozenset({".xml", ".tei"})

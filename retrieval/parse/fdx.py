@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 from xml.etree.ElementTree import Element as XmlElement
 
-from retrieval.model import (
+from retrieval.document import (
     ACTION,
     CHARACTER,
     DIALOGUE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from retrieval.model import (
+from retrieval.document import (
     ACTION,
     CENTERED,
     CHARACTER,

@@ -26,7 +26,15 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from retrieval.model import ACTION, CHARACTER, DIALOGUE, HEADING, PARENTHETICAL, Element, Script
+from retrieval.document import (
+    ACTION,
+    CHARACTER,
+    DIALOGUE,
+    HEADING,
+    PARENTHETICAL,
+    Element,
+    Script,
+)
 
 _START = re.compile(r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG.*$", re.IGNORECASE | re.MULTILINE)
 _END = re.compile(r"^(?:\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG|End of (?:the )?Project Gutenberg).*$", re.IGNORECASE | re.MULTILINE)

@@ -24,7 +24,7 @@ import re
 import statistics
 from pathlib import Path
 
-from retrieval.model import Script
+from retrieval.document import Script
 
 MONO_EM = 0.6  # advance width of a Courier-family glyph, in ems
 STANDARD_MARGIN_IN = 1.5  # the action margin of a screenplay page, from the left edge

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.model import (
+from retrieval.document import (
     ACTION,
     CENTERED,
     CHARACTER,

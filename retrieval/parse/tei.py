@@ -20,7 +20,16 @@ from xml.etree.ElementTree import Element as XmlElement
 import defusedxml
 from defusedxml import ElementTree as SafeET
 
-from retrieval.model import ACTION, CHARACTER, DIALOGUE, PARENTHETICAL, Element, Scene, Script, characters_of
+from retrieval.document import (
+    ACTION,
+    CHARACTER,
+    DIALOGUE,
+    PARENTHETICAL,
+    Element,
+    Scene,
+    Script,
+    characters_of,
+)
 
 TEI = "{http://www.tei-c.org/ns/1.0}"
 XML_NS = "{http://www.w3.org/XML/1998/namespace}"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import registry as reg
+from registry import versions as reg
 from tests.support.tiny_lm import build_tiny_chat_model
 
 BASE = "tiny"  # the tiny model's served name

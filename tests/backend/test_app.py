@@ -12,8 +12,8 @@ import pytest
 
 from backend.app import MAX_TOKENS_CAP, create_app
 from backend.generator import ChatGenerator
+from emulators.servers import serve_asgi
 from tests.support.model_faults import ModelFaults
-from tests.support.servers import serve_asgi
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 from backend.adapters import AdapterSet
 from backend.app import create_app
 from backend.generator import ChatGenerator
+from emulators.servers import serve_asgi
 from tests.backend.conftest import publish
-from tests.support.servers import serve_asgi
 
 MESSAGES = [{"role": "user", "content": "Scene: a detective corners her partner."}]
 

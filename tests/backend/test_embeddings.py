@@ -14,7 +14,7 @@ import pytest
 
 from backend.app import create_app
 from backend.embeddings import MAX_INPUT_CHARS, MAX_INPUTS, create_embeddings_app
-from tests.support.servers import serve_asgi
+from emulators.servers import serve_asgi
 
 KEY = "s3cret-key-for-tests"
 TEXTS = ["A detective corners her former partner in a rainy alley.", "INT. KITCHEN - NIGHT", "Two thieves argue."]
@@ -202,7 +202,7 @@ def test_a_failed_encode_is_500_for_that_request_only():
 
 def test_serve_builds_an_embeddings_only_backend_from_settings(embedder_dir, local):
     from backend.serve import build_app
-    from bot.settings import load_settings
+    from config.settings import load_settings
 
     settings = load_settings(model={"embedder": str(embedder_dir)})
     with serve_asgi(build_app(settings, embeddings_only=True)) as url:
@@ -215,7 +215,7 @@ def test_cli_passes_embeddings_only_through(monkeypatch):
     from typer.testing import CliRunner
 
     import backend.serve
-    from bot.cli import app
+    from bot.cli.main import app
 
     calls = []
     monkeypatch.setattr(backend.serve, "serve", lambda settings, **kwargs: calls.append(kwargs))

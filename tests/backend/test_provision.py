@@ -20,7 +20,7 @@ from backend.provision import (
     verify_manifest,
     write_manifest,
 )
-from bot.settings import REPO_ROOT
+from config.settings import REPO_ROOT
 
 
 def test_manifest_notices_a_changed_or_missing_file(tmp_path):
@@ -71,7 +71,7 @@ def test_fetch_is_idempotent_and_verified(real_models):
 @pytest.mark.integration
 def test_models_fetch_command_reports_both_models(real_models, monkeypatch):
     monkeypatch.setenv("WRITERSROOM_MODEL_CACHE_DIR", str(real_models["generator"].parent))
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "models", "fetch"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "bot.cli.main", "models", "fetch"], capture_output=True, text=True,
                             cwd=REPO_ROOT, check=True)
     assert f"generator: {real_models['generator']}" in result.stdout
     assert f"embedder: {real_models['embedder']}" in result.stdout

@@ -8,9 +8,9 @@ import pytest
 
 from backend.app import create_app
 from backend.generator import ChatGenerator
-from bot.core.llm_client import ChatClient
-from bot.core.prompting import build_messages, parse_dialogue_request
-from tests.support.servers import serve_asgi
+from emulators.servers import serve_asgi
+from llm.client import ChatClient
+from screenplay.prompting import build_messages, parse_dialogue_request
 
 pytestmark = pytest.mark.integration
 

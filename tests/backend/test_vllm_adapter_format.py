@@ -13,14 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from backend import registry
 from backend.vllm_sync import VllmClient
-from bot.settings import load_settings
-from tests.support.fake_vllm import FakeVllm
-from tests.support.vllm_lora_format import (
-    LLAMA_LORA_MODULES, PREFIX, TINY_LLAMA, adapter_problems, llama_module_shapes, parse_lora_name,
-    read_safetensors_header, write_lora_adapter, write_zero_safetensors,
+from config.settings import load_settings
+from emulators.vllm import FakeVllm
+from emulators.vllm_lora_format import (
+    LLAMA_LORA_MODULES,
+    PREFIX,
+    TINY_LLAMA,
+    adapter_problems,
+    llama_module_shapes,
+    parse_lora_name,
+    read_safetensors_header,
+    write_lora_adapter,
+    write_zero_safetensors,
 )
+from registry import versions as registry
 from tests.training.conftest import tiny_base_model, tiny_training_env  # noqa: F401  (fixtures)
 from tests.training.run_support import import_scenes
 

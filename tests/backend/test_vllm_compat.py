@@ -1,7 +1,7 @@
 """writersroom against vLLM: `adapters vllm-sync` keeps vLLM's LoRAs equal to the registry,
 and the bot's /dialogue uses a promoted version once vLLM lists it.
 
-vLLM is tests/support/fake_vllm.py on loopback (its routes, bodies and status codes as
+vLLM is emulators/vllm.py on loopback (its routes, bodies and status codes as
 vLLM's sources define them; its load endpoint validates adapters as vLLM's loader does).
 The registry's versions are synthetic PEFT-shaped adapters (tests/support/vllm_lora_format.py);
 test_vllm_adapter_format.py proves a really trained one has the same shape.
@@ -20,18 +20,18 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from backend import registry as reg
 from backend.vllm_sync import VllmClient, VllmError, sync_once, watch
-from bot.cli import app
+from bot.cli.main import app
 from bot.core.commands import dispatch
 from bot.core.replies import Invocation
-from bot.settings import REPO_ROOT
-from bot.store import queries
-from bot.store.db import session_scope
+from config.settings import REPO_ROOT
+from emulators.servers import free_port
+from emulators.vllm import FakeVllm
+from emulators.vllm_lora_format import write_lora_adapter
+from registry import versions as reg
+from store import queries
+from store.db import session_scope
 from tests.support.core_services import make_core_services
-from tests.support.fake_vllm import FakeVllm
-from tests.support.servers import free_port
-from tests.support.vllm_lora_format import write_lora_adapter
 
 BASE = "smollm2"
 OLD, NEW = "v20261201-0412-ab12", "r0002-cafe1234"
@@ -230,7 +230,7 @@ def test_watch_reports_changes_and_a_steady_state_or_outage_once(registry, vllm,
 
 
 def test_the_sync_module_runs_without_torch() -> None:
-    code = "import sys, backend.vllm_sync, bot.cli_adapters; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, backend.vllm_sync, bot.cli.adapters; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
 
 

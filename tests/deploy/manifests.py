@@ -1,7 +1,7 @@
 """Read the deployment files the way their tools would, and what the code says they must match.
 
 Everything here parses: no Docker, cluster or systemd is needed. The truth they are held to
-comes from the code itself: setting names from `bot.settings.SECTIONS`, command lines from
+comes from the code itself: setting names from `config.settings.SECTIONS`, command lines from
 the real Typer app, ports from the settings' defaults, backend paths from the FastAPI app.
 """
 
@@ -79,7 +79,7 @@ def interpolated_names(node: Any) -> set[str]:
 
 @lru_cache(maxsize=1)
 def setting_env_names() -> frozenset[str]:
-    from bot.settings import SECTIONS
+    from config.settings import SECTIONS
 
     return frozenset((cls.model_config["env_prefix"] + name).upper()
                      for cls in SECTIONS.values() for name in cls.model_fields)
@@ -87,7 +87,7 @@ def setting_env_names() -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def secret_env_names() -> frozenset[str]:
-    from bot.settings import SECTIONS
+    from config.settings import SECTIONS
 
     return frozenset((cls.model_config["env_prefix"] + name).upper()
                      for cls in SECTIONS.values() for name in cls.secret_fields)
@@ -107,7 +107,7 @@ class Invocation:
 def _root_command():
     import typer
 
-    from bot.cli import app
+    from bot.cli.main import app
 
     return typer.main.get_command(app)
 
@@ -146,14 +146,14 @@ def parse_cli(args: list[str], where: str) -> Invocation:
 def writersroom_args(argv: list[str]) -> list[str] | None:
     """The writersroom arguments of a process's argv, or None when it runs something else.
 
-    Knows `writersroom ...`, `/path/bin/writersroom ...` and `accelerate launch ... -m bot.cli ...`."""
+    Knows `writersroom ...`, `/path/bin/writersroom ...` and `accelerate launch ... -m bot.cli.main ...`."""
     if not argv:
         return None
     if argv[0] == "writersroom" or argv[0].endswith("/bin/writersroom"):
         return argv[1:]
     if argv[0] == "accelerate" and "-m" in argv:
         at = argv.index("-m")
-        if argv[at + 1: at + 2] == ["bot.cli"]:
+        if argv[at + 1: at + 2] == ["bot.cli.main"]:
             return argv[at + 2:]
     return None
 
@@ -169,7 +169,7 @@ def accelerate_config(argv: list[str]) -> str | None:
 
 def ops_paths() -> frozenset[str]:
     """What the bots' and the trainer's ops server answers."""
-    from bot.observability.ops_server import PATHS
+    from observability.ops_server import PATHS
 
     return frozenset(PATHS)
 
@@ -200,7 +200,7 @@ def embeddings_only_paths() -> frozenset[str]:
 
 def served_endpoints(args: list[str], env: dict[str, str], where: str) -> dict[int, frozenset[str]]:
     """Port -> paths served by `writersroom ARGS` under this environment (empty: no HTTP)."""
-    from bot.settings import load_settings
+    from config.settings import load_settings
 
     defaults = load_settings()
     invocation = parse_cli(args, where)

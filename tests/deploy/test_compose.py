@@ -98,7 +98,7 @@ def test_setting_names_are_real_settings():
         names = interpolated_names(document)
         for service in (document.get("services") or {}).values():
             names |= set(compose_env(service))
-        problems += [f"{compose.relative_to(REPO)}: {name} is not a setting (bot.settings.SECTIONS)"
+        problems += [f"{compose.relative_to(REPO)}: {name} is not a setting (config.settings.SECTIONS)"
                      for name in sorted(names) if looks_like_setting(name) and name not in valid]
     assert not problems, "\n".join(problems)
 
@@ -176,7 +176,7 @@ def test_the_cpu_override_rebuilds_every_backend_image_service_without_gpus():
 
 def test_vllm_serves_the_base_model_under_the_name_the_bots_and_adapters_use():
     from backend.serve import model_name
-    from bot.settings import load_settings
+    from config.settings import load_settings
 
     settings = load_settings()
     command = [str(part) for part in SERVICES["vllm"]["command"]]
@@ -194,7 +194,7 @@ def test_vllm_serves_the_base_model_under_the_name_the_bots_and_adapters_use():
 
 def test_vllm_sees_the_registry_at_the_path_adapter_sync_names():
     home = compose_env(SERVICES["adapter-sync"])["WRITERSROOM_HOME"]
-    registry = f"{home}/adapters"  # bot.settings.Settings.adapter_dir
+    registry = f"{home}/adapters"  # config.settings.Settings.adapter_dir
     mounts = {name: {target: source for source, target in compose_volume_sources(SERVICES[name])}
               for name in ("vllm", "adapter-sync", "backend", "trainer")}
     root = invocation("adapter-sync").params.get("adapter_root") or registry

@@ -96,7 +96,7 @@ def test_images_run_the_cli_as_a_non_root_user(path):
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_setting_names_in_env_are_real_settings(path):
     unknown = sorted(name for name in env_names(path) if looks_like_setting(name) and name not in setting_env_names())
-    assert not unknown, f"{rel(path)}: ENV sets {unknown}, which no section of bot.settings reads"
+    assert not unknown, f"{rel(path)}: ENV sets {unknown}, which no section of config.settings reads"
 
 
 def test_the_bot_image_installs_neither_torch_nor_the_ml_extra():
@@ -136,11 +136,11 @@ class NotInTheImage(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, NotInTheImage())
 import bot.slack.run, bot.discord.client, backend.vllm_sync
-from bot.runtime import make_embedder
-from bot.settings import load_settings
+from bot.cli.runtime import make_embedder
+from config.settings import load_settings
 os.environ["WRITERSROOM_RETRIEVAL_EMBEDDER_URL"] = "http://backend:8088/v1"
 print(type(make_embedder(load_settings())).__name__)
-from bot.cli import main
+from bot.cli.main import main
 sys.argv = ["writersroom", "db", "upgrade"]
 main()
 """

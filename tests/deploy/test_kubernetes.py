@@ -213,7 +213,7 @@ def test_setting_names_are_real_settings():
             names |= {ref["key"] for ref in _refs(doc, "secretKeyRef") + _refs(doc, "configMapKeyRef")}
             if doc.get("kind") == "ConfigMap":
                 names |= set(doc.get("data") or {})
-            problems += [f"{rel(path)}: {label(doc)}: {name} is not a setting (bot.settings.SECTIONS)"
+            problems += [f"{rel(path)}: {label(doc)}: {name} is not a setting (config.settings.SECTIONS)"
                          for name in sorted(names) if looks_like_setting(name) and name not in valid]
     assert not problems, "\n".join(problems)
 
@@ -364,7 +364,7 @@ def test_slack_scales_out_and_discord_and_the_trainer_stay_single():
 
 
 def test_the_slack_service_exposes_the_events_port():
-    from bot.settings import load_settings
+    from config.settings import load_settings
 
     service = next(o for _, o in BUILDS["deploy/k8s"] if o["kind"] == "Service" and o["metadata"]["name"] == "writersroom-slack")
     assert [p["port"] for p in service["spec"]["ports"]] == [load_settings().slack.port]
@@ -372,7 +372,7 @@ def test_the_slack_service_exposes_the_events_port():
 
 def test_vllm_serves_the_base_model_name_and_reads_the_registry_where_adapter_sync_says():
     from backend.serve import model_name
-    from bot.settings import load_settings
+    from config.settings import load_settings
 
     settings = load_settings()
     build = "deploy/k8s/vllm"

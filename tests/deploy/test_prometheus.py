@@ -34,7 +34,7 @@ def exported_series() -> set[str]:
 
     from backend.app import _Metrics
     from backend.embeddings import _Metrics as EmbeddingMetrics
-    from bot.observability.metrics import REGISTRY
+    from observability.metrics import REGISTRY
 
     embeddings = CollectorRegistry()
     EmbeddingMetrics(embeddings)

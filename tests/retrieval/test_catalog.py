@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from sqlalchemy import event, update
 
-from retrieval.catalog import GenerationWriter, make_engine, script_facts, script_row, state_table
+from retrieval.catalog import (
+    GenerationWriter,
+    make_engine,
+    script_facts,
+    script_row,
+    state_table,
+)
 from retrieval.chunk import Chunk
 from retrieval.index import SceneIndex, SceneIndexError, iter_records
 from tests.retrieval.legacy_index import write_legacy_index

@@ -6,7 +6,7 @@ import pytest
 
 from retrieval.bundled import bundled_corpus_dir
 from retrieval.chunk import chunk_script, parse_heading, split_words
-from retrieval.model import ACTION, CHARACTER, DIALOGUE, Element, Scene, Script
+from retrieval.document import ACTION, CHARACTER, DIALOGUE, Element, Scene, Script
 from retrieval.parse import parse_file
 
 

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.model import ACTION, CHARACTER, DIALOGUE, HEADING, LYRIC, NOTE, PARENTHETICAL, SYNOPSIS, TRANSITION
+from retrieval.document import (
+    ACTION,
+    CHARACTER,
+    DIALOGUE,
+    HEADING,
+    LYRIC,
+    NOTE,
+    PARENTHETICAL,
+    SYNOPSIS,
+    TRANSITION,
+)
 from retrieval.parse import ParseError, parse_file
 from retrieval.parse.fountain import parse_elements
 

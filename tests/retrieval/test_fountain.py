@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.model import CHARACTER, DIALOGUE, HEADING, PARENTHETICAL
+from retrieval.document import CHARACTER, DIALOGUE, HEADING, PARENTHETICAL
 from retrieval.parse import ParseError, parse_file
 from retrieval.parse.fountain import parse_elements, parse_fountain
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.model import ACTION, CHARACTER, DIALOGUE, HEADING, PARENTHETICAL
+from retrieval.document import ACTION, CHARACTER, DIALOGUE, HEADING, PARENTHETICAL
 from retrieval.parse import detect_format, parse_file
 from retrieval.parse.gutenberg import strip_boilerplate
 

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from retrieval.chunk import Chunk
-from retrieval.index import EmbedderMismatchError, SceneIndex, SceneIndexError, iter_records
+from retrieval.index import (
+    EmbedderMismatchError,
+    SceneIndex,
+    SceneIndexError,
+    iter_records,
+)
 from tests.retrieval.legacy_index import write_legacy_index
 
 DIM = 16

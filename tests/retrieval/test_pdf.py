@@ -4,11 +4,12 @@ title pages and the refusals (encrypted, scanned, corrupt) on PDFs made here wit
 from __future__ import annotations
 
 import io
+
 import pytest
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
-from retrieval.model import CHARACTER, DIALOGUE, HEADING, PARENTHETICAL, TRANSITION
+from retrieval.document import CHARACTER, DIALOGUE, HEADING, PARENTHETICAL, TRANSITION
 from retrieval.parse import ParseError, parse_file
 from retrieval.parse.fountain import parse_elements
 

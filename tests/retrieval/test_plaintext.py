@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.model import CENTERED, CHARACTER, DIALOGUE, HEADING, PARENTHETICAL, TRANSITION
+from retrieval.document import (
+    CENTERED,
+    CHARACTER,
+    DIALOGUE,
+    HEADING,
+    PARENTHETICAL,
+    TRANSITION,
+)
 from retrieval.parse import NotAScript, detect_format, parse_file
 
 LAID_OUT = """\

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from backend.embeddings import create_embeddings_app
+from emulators.servers import free_port, serve_asgi
 from retrieval.bundled import bundled_corpus_dir
 from retrieval.index import EmbedderMismatchError
 from retrieval.ingest import ingest_paths
 from retrieval.remote_embed import EmbedderUnavailableError, RemoteEmbedder
 from retrieval.search import SceneSearcher
-from tests.support.servers import free_port, serve_asgi
 
 KEY = "s3cret-key-for-tests"
 QUERIES = [
@@ -109,14 +109,14 @@ def test_a_model_swapped_under_a_running_bot_is_refused(tiny_embedder):
             embedder.encode(["x"])
 
 
-# The bot side, in a fresh interpreter: settings -> bot.runtime services -> /similar through
+# The bot side, in a fresh interpreter: settings -> bot.cli.runtime services -> /similar through
 # bot.core, with the embedder behind retrieval.embedder_url. The server stays in this process.
 CHILD = textwrap.dedent("""
     import asyncio, json, sys
     from bot.core.commands import dispatch
     from bot.core.replies import Invocation
-    from bot.runtime import build_services
-    from bot.settings import load_settings
+    from bot.cli.runtime import build_services
+    from config.settings import load_settings
 
     services = build_services(load_settings(), model_name="unused")
     invocation = Invocation(platform="local", room_id="local:test", user_id="writer", text=sys.argv[1])
@@ -153,8 +153,8 @@ def test_bot_similar_with_the_embedder_down_replies_clearly(tmp_path, index_dir,
 
 
 def test_runtime_picks_the_remote_embedder_only_when_embedder_url_is_set(monkeypatch, embeddings_url, tiny_embedder):
-    from bot.runtime import make_embedder
-    from bot.settings import load_settings
+    from bot.cli.runtime import make_embedder
+    from config.settings import load_settings
 
     monkeypatch.setenv("WRITERSROOM_BACKEND_API_KEY", KEY)  # the backend's key serves both APIs
     model = {"embedder": str(tiny_embedder.model_dir)}
@@ -169,8 +169,8 @@ def test_the_bots_request_id_reaches_the_embedding_services_log(embeddings_url, 
     import io
     import logging
 
-    from bot.observability.logs import configure_logging
-    from bot.observability.request_id import request_id_headers, request_scope
+    from observability.logs import configure_logging
+    from observability.request_id import request_id_headers, request_scope
 
     stream = io.StringIO()
     handler = configure_logging("INFO", "json", stream=stream)

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from retrieval.bundled import bundled_corpus_dir
-from retrieval.model import ACTION, CHARACTER, DIALOGUE, HEADING, PARENTHETICAL, Element, Scene
+from retrieval.document import (
+    ACTION,
+    CHARACTER,
+    DIALOGUE,
+    HEADING,
+    PARENTHETICAL,
+    Element,
+    Scene,
+)
 from retrieval.parse.fountain import parse_fountain
 from retrieval.parse.tei import parse_tei
 from retrieval.style import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from retrieval.bundled import bundled_corpus_dir
-from retrieval.model import ACTION, CHARACTER, DIALOGUE, PARENTHETICAL
+from retrieval.document import ACTION, CHARACTER, DIALOGUE, PARENTHETICAL
 from retrieval.parse import ParseError, parse_file
 
 PLAYS = bundled_corpus_dir() / "plays"

@@ -18,7 +18,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def build_tiny_cross_encoder(directory: str | Path, *, seed: int = 0) -> Path:
     import torch
     from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        PreTrainedTokenizerFast,
+    )
 
     from tests.retrieval.tiny_embedder import _training_texts
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.store import Base, make_engine, make_session_factory, upgrade
+from store import Base, make_engine, make_session_factory, upgrade
 from tests.support.postgres import throwaway_database
 
 

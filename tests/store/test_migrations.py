@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from bot.store import Base, current_revision, downgrade, head_revision, make_engine, upgrade
+from store import Base, current_revision, downgrade, head_revision, make_engine, upgrade
 
 TABLES = {"rooms", "users", "generations", "feedback_events", "training_runs", "locks"}
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.store import (
+from store import (
     FeedbackEvent,
     FeedbackKind,
     Generation,

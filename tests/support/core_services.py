@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retrieval.types import SceneHit, SceneRef
-
-from bot.core.llm_client import ChatClient
+from bot.cli.runtime import RegistryAdapters
 from bot.core.services import CoreServices
-from bot.settings import load_settings
-from bot.store.db import make_engine, make_session_factory, upgrade
+from config.settings import load_settings
+from llm.client import ChatClient
+from retrieval.types import SceneHit, SceneRef
+from store.db import make_engine, make_session_factory, upgrade
 
 LIBRARY = [
     SceneHit(script_id="cyber-bob-ep00001", title="Cyber Bob: Episode 1", score=0.0,
@@ -46,4 +46,5 @@ def make_core_services(tmp_path: Path, backend_url: str, **overrides) -> CoreSer
         sessions=make_session_factory(make_engine(url)),
         chat=ChatClient(backend_url, timeout_s=30, retries=0),
         searcher_factory=ListSearch,
+        adapters=RegistryAdapters(settings.adapter_dir),
     )

@@ -1,8 +1,8 @@
 """The store fixtures of tests/store (SQLite and PostgreSQL), for training's store readers."""
 
-from tests.store.conftest import db_url, engine, postgres_url, session, session_factory  # noqa: F401
-
 import pytest  # noqa: E402
+
+from tests.store.conftest import db_url, engine, postgres_url, session, session_factory  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ TRAIN_ENV = {
 
 def import_scenes(count: int, *, start: int = 0, room: str | None = None) -> None:
     """`count` approved scenes in the store, as `writersroom feedback import` stores them."""
-    from bot.settings import load_settings
+    from config.settings import load_settings
     from training.feedback_format import iter_feedback, record
     from training.feedback_import import import_lines
     from training.run import _sessions
@@ -43,9 +43,9 @@ def import_scenes(count: int, *, start: int = 0, room: str | None = None) -> Non
 
 def run_rows() -> list[dict[str, Any]]:
     """Every training run row, oldest first."""
-    from bot.settings import load_settings
-    from bot.store.db import session_scope
-    from bot.store.queries import training_runs
+    from config.settings import load_settings
+    from store.db import session_scope
+    from store.queries import training_runs
     from training.run import _sessions
 
     with session_scope(_sessions(load_settings())) as session:

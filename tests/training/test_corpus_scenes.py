@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.core.prompting import parse_dialogue_request
-from bot.core.screenplay import HEADING_LINE, validate_fountain
 from retrieval.bundled import bundled_corpus_dir
-from retrieval.model import CHARACTER
+from retrieval.document import CHARACTER
 from retrieval.parse.fountain import parse_elements
+from screenplay.form import HEADING_LINE, validate_fountain
+from screenplay.prompting import parse_dialogue_request
 from training.corpus_scenes import (
     AUTHOR,
     build_corpus,

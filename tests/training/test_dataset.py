@@ -9,10 +9,17 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.core.followup import NOTE
-from bot.core.prompting import build_messages, parse_dialogue_request
-from bot.store import queries, session_scope
-from training.dataset import VALIDATION, Example, assign_splits, build_dataset, bucket, write_jsonl
+from screenplay.prompting import FOLLOW_UP_NOTE as NOTE
+from screenplay.prompting import build_messages, parse_dialogue_request
+from store import queries, session_scope
+from training.dataset import (
+    VALIDATION,
+    Example,
+    assign_splits,
+    bucket,
+    build_dataset,
+    write_jsonl,
+)
 from training.feedback_format import content_hash
 
 PROMPT = "a detective corners her former partner in a rainy alley characters: Maya, Cole tone: tense"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import registry
-from bot.settings import load_settings
+from config.settings import load_settings
+from registry import versions as registry
 from tests.training.run_support import import_scenes, run_rows
 
 ACCELERATE = Path(__file__).resolve().parents[2] / "deploy" / "accelerate"
@@ -45,7 +45,7 @@ def test_two_processes_train_one_adapter_and_only_the_main_process_publishes(mon
     assert launcher, "accelerate is a dependency of the ml extra"
     outcome = subprocess.run(
         [launcher, "launch", "--config_file", str(ACCELERATE / "multi-cpu.yaml"), "--main_process_port", "0",
-         "-m", "bot.cli", "train", "--now", "--json", "--quiet"],
+         "-m", "bot.cli.main", "train", "--now", "--json", "--quiet"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert outcome.returncode == 0, outcome.stderr[-3000:]
     # One report on standard output: the main process's.
@@ -62,7 +62,7 @@ def test_the_helper_processes_stop_when_the_main_process_has_nothing_to_train():
     launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     outcome = subprocess.run(
         [launcher, "launch", "--config_file", str(ACCELERATE / "multi-cpu.yaml"), "--main_process_port", "0",
-         "-m", "bot.cli", "train", "--now", "--quiet"],
+         "-m", "bot.cli.main", "train", "--now", "--quiet"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert outcome.returncode != 0 and "training needs at least" in outcome.stderr
     assert run_rows() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.settings import load_settings
+from config.settings import load_settings
 from retrieval.bundled import bundled_corpus_dir
 
 
@@ -37,11 +37,16 @@ def test_retrieved_scene_ids_come_back_as_the_scenes_the_prompt_showed(tiny_embe
 
 
 def test_a_training_example_shows_the_exemplars_its_generation_was_shown(tiny_embedder):
-    from bot.core.prompting import build_messages, parse_dialogue_request
-    from bot.store.db import session_scope
-    from bot.store.queries import get_or_create_room, get_or_create_user, record_feedback, record_generation
     from retrieval.index import SceneIndex
     from retrieval.ingest import ingest_paths
+    from screenplay.prompting import build_messages, parse_dialogue_request
+    from store.db import session_scope
+    from store.queries import (
+        get_or_create_room,
+        get_or_create_user,
+        record_feedback,
+        record_generation,
+    )
     from training.dataset import build_dataset
     from training.exemplars import catalog_exemplars
     from training.run import _sessions

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import registry
-from bot.settings import load_settings
+from config.settings import load_settings
+from registry import versions as registry
 from tests.training.run_support import import_scenes, run_rows
 
 pytestmark = pytest.mark.usefixtures("tiny_training_env")
@@ -27,7 +27,7 @@ PHASES = ["building the dataset", "training on", "checkpoint", "evaluating", "pu
 def _train_until(phase: str, work_root: Path) -> list[str] | None:
     """Start `train --now` and SIGKILL it when it reaches `phase`; None if it got there, else
     what it wrote to standard error."""
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "train", "--now"], stderr=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "train", "--now"], stderr=subprocess.PIPE,
                                stdout=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 120
     seen: list[str] = []

@@ -16,15 +16,15 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.settings import REPO_ROOT
-from bot.store import Lock, session_scope
-from bot.store.locks import acquire_lock, lock_state, refresh_lock, release_lock
-from bot.store.models import utcnow
+from config.settings import REPO_ROOT
+from store import Lock, session_scope
+from store.locks import acquire_lock, lock_state, refresh_lock, release_lock
+from store.models import utcnow
 from training.lock import TrainingBusy, training_lock
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from bot.store import make_engine, make_session_factory
+    from store import make_engine, make_session_factory
     from training.lock import training_lock
 
     url, holder, stale, beat = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
@@ -35,8 +35,8 @@ HOLD = textwrap.dedent("""
 
 RACE = textwrap.dedent("""
     import sys, time
-    from bot.store import make_engine, make_session_factory, session_scope
-    from bot.store.locks import acquire_lock
+    from store import make_engine, make_session_factory, session_scope
+    from store.locks import acquire_lock
 
     url, holder, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
     sessions = make_session_factory(make_engine(url))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import registry
-from bot.settings import load_settings
+from config.settings import load_settings
+from registry import versions as registry
 from tests.training.run_support import TRAIN_ENV, import_scenes, run_rows
 
 pytestmark = pytest.mark.usefixtures("tiny_training_env")
@@ -96,7 +96,7 @@ def test_the_next_candidate_is_measured_against_the_serving_adapter():
 def test_too_few_examples_is_a_clear_message_and_no_run():
     from typer.testing import CliRunner
 
-    from bot.cli import app
+    from bot.cli.main import app
 
     import_scenes(3)
     outcome = CliRunner().invoke(app, ["train", "--now", "--quiet"])
@@ -109,7 +109,7 @@ def test_too_few_examples_is_a_clear_message_and_no_run():
 def test_train_now_prints_the_run_as_json():
     from typer.testing import CliRunner
 
-    from bot.cli import app
+    from bot.cli.main import app
 
     import_scenes(12)
     outcome = CliRunner().invoke(app, ["train", "--now", "--json", "--quiet"])
@@ -136,8 +136,8 @@ def test_a_run_that_fails_is_recorded_with_its_error(monkeypatch):
 
 
 def test_runs_left_running_by_a_dead_process_are_closed_by_the_next_run():
-    from bot.store.db import session_scope
-    from bot.store.queries import start_training_run
+    from store.db import session_scope
+    from store.queries import start_training_run
     from training.run import _sessions, run_training
 
     import_scenes(12)

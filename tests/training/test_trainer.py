@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import TrainingSettings
+from config.settings import TrainingSettings
 
 SCENE = "INT. KITCHEN - NIGHT\n\nMAYA\nYou sold us out.\n\nCOLE\nI kept you alive."
 

@@ -10,10 +10,10 @@ import pytest
 from bot.core.commands import dispatch
 from bot.core.feedback import record
 from bot.core.replies import ActionKind, Invocation, SectionKind
-from bot.store import queries
-from bot.store.db import session_scope
+from emulators.openai_backend import CANNED_SCENE, FakeBackend
+from store import queries
+from store.db import session_scope
 from tests.support.core_services import make_core_services
-from tests.support.fake_backend import CANNED_SCENE, FakeBackend
 
 
 @pytest.fixture

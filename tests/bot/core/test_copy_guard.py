@@ -11,7 +11,12 @@ import asyncio
 import pytest
 
 from bot.core.commands import dispatch
-from bot.core.copy_guard import (
+from bot.core.replies import Invocation, SectionKind
+from emulators.openai_backend import FakeBackend
+from retrieval.bundled import bundled_corpus_dir
+from retrieval.parse.fountain import parse_fountain
+from retrieval.types import SceneHit, SceneRef
+from screenplay.copy_guard import (
     COPY_MIN_WORDS,
     CopySource,
     check_copy,
@@ -19,14 +24,9 @@ from bot.core.copy_guard import (
     longest_shared_run,
     words_of,
 )
-from bot.core.replies import Invocation, SectionKind
-from bot.store import queries
-from bot.store.db import session_scope
-from retrieval.bundled import bundled_corpus_dir
-from retrieval.parse.fountain import parse_fountain
-from retrieval.types import SceneHit, SceneRef
+from store import queries
+from store.db import session_scope
 from tests.support.core_services import make_core_services
-from tests.support.fake_backend import FakeBackend
 
 COUNTING = " ".join(["one two three four five six seven eight nine ten eleven twelve thirteen"])
 ORIGINAL = """INT. LAB - NIGHT

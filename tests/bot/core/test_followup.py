@@ -8,13 +8,19 @@ import asyncio
 import pytest
 
 from bot.core.commands import dispatch
-from bot.core.followup import continue_thread, follow_up, merged_request, prompt_text, remember_post
-from bot.core.prompting import parse_dialogue_request
+from bot.core.followup import (
+    continue_thread,
+    follow_up,
+    merged_request,
+    prompt_text,
+    remember_post,
+)
 from bot.core.replies import Invocation
-from bot.store import queries
-from bot.store.db import session_scope
+from emulators.openai_backend import CANNED_SCENE, FakeBackend
+from screenplay.prompting import parse_dialogue_request
+from store import queries
+from store.db import session_scope
 from tests.support.core_services import make_core_services
-from tests.support.fake_backend import CANNED_SCENE, FakeBackend
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import bot.core
-from bot.settings import REPO_ROOT
+from config.settings import REPO_ROOT
 
 FORBIDDEN = ("slack_bolt", "slack_sdk", "discord", "torch", "transformers", "sentence_transformers", "faiss")
 

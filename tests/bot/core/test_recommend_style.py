@@ -10,13 +10,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from bot.cli_analysis import recommend_command, style_command
+from bot.cli.analysis import recommend_command, style_command
 from bot.core.recommend import NO_HISTORY, parse_k, recommend
 from bot.core.replies import Invocation
 from bot.core.style import style, style_of_file
-from bot.store import queries
-from bot.store.db import session_scope
 from retrieval.bundled import bundled_corpus_dir
+from store import queries
+from store.db import session_scope
 from tests.retrieval.test_recommend import build_library
 from tests.retrieval.test_style import KITCHEN
 from tests.support.core_services import make_core_services

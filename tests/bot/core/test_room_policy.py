@@ -10,10 +10,10 @@ from bot.core.commands import dispatch
 from bot.core.feedback import record
 from bot.core.ratelimit import RateLimiter
 from bot.core.replies import ActionKind, Invocation
-from bot.store import queries
-from bot.store.db import session_scope
+from emulators.openai_backend import FakeBackend
+from store import queries
+from store.db import session_scope
 from tests.support.core_services import make_core_services
-from tests.support.fake_backend import FakeBackend
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_retrain_queues_one_request_for_the_trainer(tmp_path, backend):
 
 
 def test_rollback_undoes_the_latest_promotion(tmp_path, backend):
-    from backend import registry
+    from registry import versions as registry
 
     services = make_core_services(tmp_path, backend.url, room={"admins": ["U-ADMIN"]})
     adapters = services.settings.adapter_dir

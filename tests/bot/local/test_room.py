@@ -6,10 +6,10 @@ import asyncio
 
 from bot.local.render import render_text
 from bot.local.room import LocalRoom
-from bot.store import queries
-from bot.store.db import session_scope
+from emulators.openai_backend import FakeBackend
+from store import queries
+from store.db import session_scope
 from tests.support.core_services import make_core_services
-from tests.support.fake_backend import FakeBackend
 
 
 def test_dialogue_then_approve_edit_and_similar(tmp_path):

@@ -1,0 +1,20 @@
+"""What every process of a training run agrees on: the base model, and whether the trainer
+measures the finished adapter itself (every rank must run the same collectives)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.settings import Settings
+
+#: The finished adapter's validation loss comes from the gate, which measures it anyway.
+FINAL_EVAL = False
+
+
+def base_model(settings: Settings) -> tuple[Path, str]:
+    """The base model's directory and the name the backend serves it under."""
+    from backend.provision import GENERATOR_NAME, resolve_model
+    from backend.serve import model_name
+
+    path = resolve_model(settings.model.generator, default_name=GENERATOR_NAME, cache_dir=settings.model_cache_dir)
+    return Path(path), model_name(settings)
