@@ -51,7 +51,12 @@ from backend.http_api import (
     add_metrics_route,
     error_response,
 )
-from backend.sampling import SamplingParams
+from backend.requests import (
+    MAX_TOKENS_CAP,
+    continues_final,
+    max_tokens_of,
+    sampling_params,
+)
 from backend.schemas import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -65,8 +70,6 @@ from backend.schemas import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_TOKENS = 256
-MAX_TOKENS_CAP = 2048
 DISCONNECT_POLL_S = 0.25  # how often a waiting non-streamed request checks that its client is still there
 
 
@@ -243,10 +246,10 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
     async def chat_completions(body: ChatCompletionRequest, request: Request):
         if not any(message.content.strip() for message in body.messages):
             return error_response(400, "messages: every message is empty.", param="messages")
-        max_tokens = body.max_tokens or DEFAULT_MAX_TOKENS
+        max_tokens = max_tokens_of(body)
         if max_tokens > MAX_TOKENS_CAP:
             return error_response(400, f"max_tokens: at most {MAX_TOKENS_CAP}.", param="max_tokens")
-        continue_final = body.continue_final_message or not body.add_generation_prompt
+        continue_final = continues_final(body)
         if continue_final and body.messages[-1].role != "assistant":
             return error_response(400, "continue_final_message needs an assistant message last.", param="messages")
         known, version = resolve(body.model)
@@ -254,11 +257,7 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
             return error_response(404, f"The model '{body.model}' does not exist. Available: {', '.join(model_names())}.",
                           param="model", code="model_not_found")
         finished = tracker(body.model, time.perf_counter(), version)
-        params = SamplingParams(
-            max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p,
-            repetition_penalty=body.repetition_penalty, no_repeat_ngram_size=body.no_repeat_ngram_size,
-            seed=body.seed,
-        )
+        params = sampling_params(body)
         try:
             prompt_ids = generator.encode_prompt([message.model_dump() for message in body.messages], max_tokens,
                                                  continue_final=continue_final)

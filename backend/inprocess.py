@@ -8,17 +8,16 @@
 The training evaluation gate samples scenes from a candidate adapter and from what
 serves through this, so it measures exactly the code writers are served by (the same
 prompt encoding, continuous batching, sampling and mixed-adapter forward passes), in
-the training process, with no port to open. It mirrors the HTTP endpoint's handling
-of one request (backend.app.chat_completions) minus the wire format.
+the training process, with no port to open. It maps a request to the engine with the
+HTTP route's own request model and mapping (backend.requests), minus the wire format.
 """
 
 from __future__ import annotations
 
 from backend.batching import Scheduler
-from backend.sampling import SamplingParams
+from backend.requests import continues_final, max_tokens_of, sampling_params
+from backend.schemas import ChatCompletionRequest
 from llm.client import Completion
-
-DEFAULT_MAX_TOKENS = 256
 
 
 class InProcessChat:
@@ -40,16 +39,10 @@ class InProcessChat:
         return adapters.resolve(model)
 
     async def complete(self, *, model: str, messages: list[dict[str, str]], **sampling: object) -> Completion:
-        continue_final = bool(sampling.get("continue_final_message")) or sampling.get("add_generation_prompt") is False
-        max_tokens = int(sampling.get("max_tokens") or DEFAULT_MAX_TOKENS)
-        params = SamplingParams(
-            max_tokens=max_tokens, temperature=float(sampling.get("temperature", 0.7)),
-            top_p=float(sampling.get("top_p", 0.9)), repetition_penalty=float(sampling.get("repetition_penalty", 1.0)),
-            no_repeat_ngram_size=int(sampling.get("no_repeat_ngram_size", 0)),
-            seed=None if sampling.get("seed") is None else int(sampling["seed"]),
-        )
-        prompt_ids = self.generator.encode_prompt(messages, max_tokens, continue_final=continue_final)
-        ticket = self.scheduler.submit(prompt_ids, params, adapter=self._version(model))
+        # The same request model and mapping as the HTTP route: same defaults, same validation.
+        body = ChatCompletionRequest(model=model, messages=messages, **sampling)
+        prompt_ids = self.generator.encode_prompt(messages, max_tokens_of(body), continue_final=continues_final(body))
+        ticket = self.scheduler.submit(prompt_ids, sampling_params(body), adapter=self._version(model))
         result = await ticket.wait()
         return Completion(text=result.text, model=model, finish_reason=result.finish_reason,
                           prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)

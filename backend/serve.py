@@ -68,5 +68,9 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     import uvicorn
 
     app = build_app(settings, embeddings_only=embeddings_only)
-    uvicorn.run(app, host=host or settings.backend.host, port=port or settings.backend.port,
-                log_level=settings.general.log_level.lower(), log_config=None)  # uvicorn's lines through our handler
+    host, port = host or settings.backend.host, port or settings.backend.port
+    # uvicorn's own INFO lines ("Uvicorn running on ...", one per request) are library chatter
+    # that observability.logs hides below DEBUG; this line says where the backend will listen.
+    log.info("backend starting on http://%s:%s", host, port)
+    uvicorn.run(app, host=host, port=port, log_level=settings.general.log_level.lower(),
+                log_config=None)  # uvicorn's lines through our handler

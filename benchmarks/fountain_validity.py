@@ -1,9 +1,14 @@
 """How often /dialogue yields valid Fountain with every requested character, on the real model.
 
-    python benchmarks/fountain_validity.py [--prompts 100] [--max-tokens 200] [--attempts 3]
-        [--batch 8] [--no-repeat-ngram-size N] [--exemplars 2] [--out benchmarks/RESULTS.md]
-        [--chart benchmarks/fountain_validity.png] [--samples benchmarks/fountain_validity_samples.json]
+    python benchmarks/fountain_validity.py [--split heldout|tuning] [--prompts N] [--max-tokens 200]
+        [--attempts 3] [--batch 8] [--no-repeat-ngram-size N] [--exemplars 2] [--out benchmarks/RESULTS.md]
+        [--chart benchmarks/fountain_validity.png] [--samples benchmarks/samples/fountain_validity_heldout.json]
         [--log run.jsonl]   # then, if the run had to be stopped: the same options plus --summarize run.jsonl
+
+Measures on training.eval_prompts.HELDOUT_PROMPTS by default: requests no heuristic was
+tuned on (none holds a word of config/screenplay_words.toml's lists). ``--split tuning``
+runs TUNING_PROMPTS, the 100 the word lists were fitted to: in-sample, for tuning only, and
+labelled so in the report. ``--prompts N`` takes the split's first N.
 
 Run by hand (needs `writersroom models fetch`; matplotlib for the chart). Each prompt goes
 through the same loop as the bot (screenplay.scene_loop.generate_scene: prompt with prefill ->
@@ -11,7 +16,8 @@ model -> normalize -> validate -> repair -> retry -> copy guard) with SmolLM2-13
 loaded in-process by transformers instead of over HTTP. Exemplars come from the bundled
 corpus ranked by shared words (the FAISS index would need a 3-minute ingest first).
 Prompts run concurrently and their requests are batched, as the backend's scheduler will.
-Appends a dated section to RESULTS.md and saves a bar chart.
+Appends a dated section to RESULTS.md, saves a bar chart, and keeps every prompt's scene for
+people to read in benchmarks/samples/ (JSON, and the same as Markdown).
 """
 
 from __future__ import annotations
@@ -34,8 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 MODEL_DIR = Path.home() / ".writersroom" / "models" / "smollm2-135m-instruct"
+SAMPLES_DIR = Path(__file__).with_name("samples")
 
-from training.eval_prompts import PROMPTS  # noqa: E402 - after the sys.path line
+from training.eval_prompts import SPLITS  # noqa: E402 - after the sys.path line
+
+# How each split is named in the report: a reader must see at once whether a figure is in-sample.
+SPLIT_LABELS = {
+    "heldout": "held-out prompts (training.eval_prompts.HELDOUT_PROMPTS: no heuristic tuned on them)",
+    "tuning": "TUNING prompts, IN-SAMPLE (the word lists in config/screenplay_words.toml were fitted to them)",
+}
 
 
 @dataclass
@@ -230,7 +243,10 @@ def main(argv: list[str] | None = None) -> None:
 
     generation = load_settings().generation
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=100, help="How many of the 100 prompts to run, from the first.")
+    parser.add_argument("--split", choices=sorted(SPLITS), default="heldout",
+                        help="Which prompt set: heldout (default; nothing was tuned on it) or tuning (in-sample).")
+    parser.add_argument("--prompts", type=int, default=None, help="How many of the split's prompts to run, from the "
+                        "first (default: all).")
     parser.add_argument("--max-tokens", type=int, default=200)
     parser.add_argument("--attempts", type=int, default=None, help="Generations per prompt (default: MAX_ATTEMPTS).")
     parser.add_argument("--batch", type=int, default=8, help="Requests generated together.")
@@ -243,12 +259,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", type=Path, default=MODEL_DIR)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     parser.add_argument("--chart", type=Path, default=Path(__file__).with_name("fountain_validity.png"))
-    parser.add_argument("--samples", type=Path, default=None, help="Write every prompt's outcome and text as JSON.")
+    parser.add_argument("--samples", type=Path, default=None,
+                        help="Where every prompt's outcome and scene go, as JSON and beside it as Markdown "
+                             "(default: benchmarks/samples/fountain_validity_<split>.json).")
     parser.add_argument("--log", type=Path, default=None, help="Append each prompt's outcome as a JSON line as it ends.")
     parser.add_argument("--summarize", type=Path, default=None,
                         help="Only report the --log of a stopped run (give the run's other options again).")
     parser.add_argument("--wall-s", type=float, default=None, help="With --summarize: how long the run ran.")
     args = parser.parse_args(argv)
+    args.samples = args.samples or SAMPLES_DIR / f"fountain_validity_{args.split}.json"
 
     from screenplay.scene_loop import MAX_ATTEMPTS
 
@@ -264,7 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     searcher = BundledSearch() if args.exemplars else None
     load_s = time.perf_counter() - started
     started = time.perf_counter()
-    rows = asyncio.run(run_prompts(chat, searcher, PROMPTS[: args.prompts], sampling=sampling, exemplars=args.exemplars,
+    prompts = SPLITS[args.split][: args.prompts]
+    rows = asyncio.run(run_prompts(chat, searcher, prompts, sampling=sampling, exemplars=args.exemplars,
                                    exemplar_chars=args.exemplar_chars, attempts=attempts, concurrency=args.batch,
                                    log=args.log))
     wall_s = time.perf_counter() - started
@@ -286,9 +306,10 @@ def write_report(rows: list[dict], args: argparse.Namespace, *, attempts: int, t
              f"{args.exemplars} exemplar(s) from the bundled corpus, up to {attempts} whole scene(s) per prompt, a scene "
              f"whose only flaw is a silent requested character continued with that cue written (up to "
              f"{CONTINUATION_TRIES} tries per character), batch {args.batch}")
+    with_characters = sum(1 for r in rows if "characters:" in r["prompt"].lower())
     table = [
-        ("prompts", f"{len(rows)} ({sum(1 for r in rows if 'characters:' in r['prompt'].lower())} with 1-3 "
-                    "requested characters)"),
+        ("prompt set", SPLIT_LABELS[args.split]),
+        ("prompts", f"{len(rows)} of the set's {len(SPLITS[args.split])} ({with_characters} with 1-3 requested characters)"),
         ("valid, first answer normalized (before repair)", f"{share(rows, 'valid_raw_first'):.0f}%"),
         ("valid, first answer after name repair", f"{share(rows, 'valid_repaired_first'):.0f}%"),
         (f"valid after continuations and retries (up to {attempts} scenes)", f"{share(rows, 'valid_final'):.0f}%"),
@@ -298,7 +319,8 @@ def write_report(rows: list[dict], args: argparse.Namespace, *, attempts: int, t
                        f"still copying at the end"),
         ("time", timing),
     ]
-    section = [f"\n## Fountain validity — {stamp} — {machine}\n", setup + "." + (f" {note}" if note else "") + "\n",
+    section = [f"\n## Fountain validity, {args.split} prompts — {stamp} — {machine}\n",
+               setup + "." + (f" {note}" if note else "") + "\n",
                "| measure | result |", "|---|---|"]
     section += [f"| {name} | {value} |" for name, value in table]
     failures = [row for row in rows if not row["valid_final"]]
@@ -311,9 +333,21 @@ def write_report(rows: list[dict], args: argparse.Namespace, *, attempts: int, t
         args.out.write_text("# Benchmark results\n\nEach section: what ran, on which machine, when.\n")
     with args.out.open("a") as handle:
         handle.write(text)
-    save_chart(rows, args.chart, f"/dialogue Fountain validity, {len(rows)} prompts ({stamp})")
-    if args.samples:
-        args.samples.write_text(json.dumps(rows, indent=1, ensure_ascii=False))
+    save_chart(rows, args.chart, f"/dialogue Fountain validity, {len(rows)} {args.split} prompts ({stamp})")
+    write_samples(rows, args.samples, title=f"Fountain validity samples, {SPLIT_LABELS[args.split]}, {stamp}")
+
+
+def write_samples(rows: list[dict], path: Path, *, title: str) -> None:
+    """Every prompt's outcome as JSON, and the scenes as Markdown beside it for people to read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    lines = [f"# {title}", "", f"Written by benchmarks/fountain_validity.py; the data is {path.name}.", ""]
+    for number, row in enumerate(rows, 1):
+        verdict = "valid" if row["valid_final"] else "INVALID: " + "; ".join(row["problems"])
+        first = "yes" if row["valid_raw_first"] else "no"
+        outcome = f"{verdict}; {row['attempts']} request(s); first answer valid before repair: {first}"
+        lines += [f"## {number}. {row['prompt']}", "", outcome, "", "```fountain", row["text"].strip(), "```", ""]
+    path.with_suffix(".md").write_text("\n".join(lines))
 
 
 def summarize_log(args: argparse.Namespace, attempts: int) -> None:
@@ -324,13 +358,14 @@ def summarize_log(args: argparse.Namespace, attempts: int) -> None:
         row = json.loads(line)
         finished[row["prompt"]] = row
     rows = []
-    for prompt in PROMPTS:
+    prompts = SPLITS[args.split][: args.prompts]
+    for prompt in prompts:
         if prompt not in finished:
             break
         rows.append(finished[prompt])
     if not rows:
         raise SystemExit("no prompt finished in order; nothing to report")
-    note = (f"PARTIAL: stopped by hand; {len(rows)} of {len(PROMPTS)} prompts counted (the first {len(rows)}, "
+    note = (f"PARTIAL: stopped by hand; {len(rows)} of {len(prompts)} prompts counted (the first {len(rows)}, "
             f"all finished; {len(finished)} had finished in all).")
     timing = (f"{args.wall_s:.0f} s wall for {len(finished)} finished prompts "
               f"({args.wall_s / len(finished):.0f} s per prompt; 2 shared cores)" if args.wall_s else

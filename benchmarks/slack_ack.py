@@ -56,7 +56,7 @@ def serve_bot(home: str, api_url: str, backend_url: str, ports: multiprocessing.
     """Child process: the Bolt app over HTTP on a free loopback port (sent back on `ports`)."""
     from bot.slack.app import build_app
     from bot.slack.run import bound_port, start_http
-    from tests.support.core_services import make_core_services
+    from emulators.core_services import make_core_services
 
     services = make_core_services(Path(home), backend_url, slack={
         "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET, "api_url": api_url})

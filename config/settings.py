@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Iterable, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -88,15 +89,27 @@ class _TomlSection(PydanticBaseSettingsSource):
         return {key: value for key, value in self.values.items() if key in self.settings_cls.model_fields}
 
 
-def _toml_section(table: str | None) -> dict[str, Any]:
+# The settings file as one load_settings call read it: every section takes its table from
+# this one parse (a context variable, so concurrent loads in threads never mix their files).
+_DOCUMENT: ContextVar[dict[str, Any] | None] = ContextVar("writersroom_settings_document", default=None)
+
+
+def read_config_document() -> dict[str, Any]:
+    """The settings file parsed ({} when there is none); raises ValueError on malformed TOML."""
     path = config_file()
     if not path.is_file():
         return {}
     with path.open("rb") as handle:
         try:
-            document = tomllib.load(handle)
+            return tomllib.load(handle)
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"not valid TOML: {exc}") from None
+
+
+def _toml_section(table: str | None) -> dict[str, Any]:
+    document = _DOCUMENT.get()
+    if document is None:  # a section built on its own, outside load_settings
+        document = read_config_document()
     if table is None:
         return {key: value for key, value in document.items() if not isinstance(value, dict)}
     section = document.get(table, {})
@@ -304,7 +317,7 @@ class TrainingSettings(_Section):
         description="How far a candidate's share of valid sampled scenes may fall below what serves and still be "
         "promoted (0.125: 2 of 16 samples, the noise of a small sample).",
     )
-    eval_generations: int = Field(default=16, ge=0, le=1000, description="Scenes sampled per model to measure Fountain validity.")
+    eval_generations: int = Field(default=16, ge=0, le=1000, description="Scenes sampled per model to measure Fountain validity, one per held-out prompt (at most 50).")
     eval_screenplay_scenes: int = Field(
         default=32, ge=0, le=10000, description="Scenes from the bundled corpus in the fixed perplexity set."
     )
@@ -413,12 +426,39 @@ class SettingsError(Exception):
     """A setting has a bad value; the message names it and what is allowed."""
 
 
-class Settings:
-    """All sections, loaded together so a bad value fails start-up once, clearly."""
+# What each long-running service reads: a service does not load (nor fail on, nor hold the
+# secrets of) another's sections. The bots and the CLI load everything.
+SERVICE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "backend": ("general", "model", "generation", "retrieval", "backend", "ops"),
+}
 
-    def __init__(self, **overrides: dict[str, Any]) -> None:
-        for name, cls in SECTIONS.items():
-            setattr(self, name, _load_section(cls, overrides.get(name, {})))
+
+class Settings:
+    """The sections a process needs (all of them by default), loaded together from one read of
+    the settings file, so a bad value fails start-up once, clearly."""
+
+    def __init__(self, *, sections: Iterable[str] | None = None, **overrides: dict[str, Any]) -> None:
+        wanted = list(SECTIONS) if sections is None else list(sections)
+        unknown = [name for name in wanted if name not in SECTIONS]
+        if unknown:
+            raise ValueError(f"unknown settings section(s): {', '.join(unknown)}")
+        self.sections = tuple(wanted)
+        try:
+            token = _DOCUMENT.set(read_config_document())
+        except ValueError as exc:  # malformed TOML
+            raise SettingsError(f"{config_file()}: {exc}") from None
+        try:
+            for name in wanted:
+                setattr(self, name, _load_section(SECTIONS[name], overrides.get(name, {})))
+        finally:
+            _DOCUMENT.reset(token)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes never set: a section this process did not load.
+        if name in SECTIONS:
+            raise AttributeError(f"settings section [{name}] was not loaded by this process "
+                                 f"(it loaded {', '.join(self.sections)})")
+        raise AttributeError(name)
 
     general: GeneralSettings
     model: ModelSettings
@@ -469,7 +509,7 @@ class Settings:
     def as_masked_dict(self) -> dict[str, dict[str, Any]]:
         """Every effective value, with secrets shown as '********' (or null when unset)."""
         out: dict[str, dict[str, Any]] = {}
-        for name in SECTIONS:
+        for name in self.sections:
             section = getattr(self, name)
             out[name] = {key: _masked(value) for key, value in section.model_dump().items()}
         out["derived"] = {
@@ -530,6 +570,7 @@ def _explain(cls: type[_Section], exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_settings(**overrides: dict[str, Any]) -> Settings:
-    """Load every section; raises SettingsError with a message fit to show as is."""
-    return Settings(**overrides)
+def load_settings(*, sections: Iterable[str] | None = None, **overrides: dict[str, Any]) -> Settings:
+    """Load the given sections (all by default; a service passes SERVICE_SECTIONS[name]);
+    raises SettingsError with a message fit to show as is."""
+    return Settings(sections=sections, **overrides)

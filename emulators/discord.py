@@ -10,7 +10,8 @@ The unmodified discord.py client talks to it exactly as it talks to Discord:
       PUT  /applications/{app}/guilds/{g}/commands guild command sync
       POST /interactions/{id}/{token}/callback     acknowledgements (defer = type 5 or 6, modal = 9),
                                                    refused as Discord does when a second one comes
-                                                   (400, code 40060) or when 3 s have passed (404, 10062)
+                                                   (400, code 40060) or when 3 s have passed (404, 10062),
+                                                   counted on `ack_clock` (see StallFreeClock)
       POST /webhooks/{app}/{token}                 followups (JSON or multipart with files)
       PATCH/GET /webhooks/{app}/{token}/messages/{id}   ("@original": the clicked message)
       GET  /channels/{id}                          a guild text channel (404 unless in `text_channels`)
@@ -24,6 +25,15 @@ The unmodified discord.py client talks to it exactly as it talks to Discord:
 
 Everything the bot sends is kept (`callbacks`, `followups`, `channel_posts`, `commands`, `unhandled`,
 `refused_callbacks`, `ack_seconds`) for the tests to inspect. Only what the writersroom bot needs is emulated.
+
+The 3-second rule is there to catch a bot that makes Discord wait: one that awaits slow work
+(the backend, the store) before it acknowledges, or keeps the event loop busy. The emulator, the
+bot and the test share one event loop, so on a busy machine (a CI runner at load average 6) the
+kernel also leaves that loop's thread waiting for a CPU, and wall-clock time counted that against
+the bot. So the 3 s run on `ack_clock`, by default a StallFreeClock: from the moment the interaction
+has been handed to the gateway socket to the moment its callback request reaches the emulator,
+less the time the loop's thread sat runnable with no CPU to run on. Awaiting and computing still
+count in full; a test can also set `ack_clock` to a clock of its own and move it on.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import asyncio
 import copy
 import itertools
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -45,6 +56,35 @@ GUILD, THREAD, DM = "guild", "thread", "dm"  # where an interaction comes from
 CHANNEL_ID = 700_000_000_000_000_001  # the room's text channel
 HEARTBEAT_INTERVAL_MS = 41_250
 PERMISSIONS_ALL = "2251799813685247"
+
+
+class StallFreeClock:
+    """Seconds of time.monotonic() less the time one thread spent runnable but waiting for a CPU.
+
+    Linux counts that wait per thread (`/proc/self/task/<tid>/schedstat`, second field, in ns:
+    time on a run queue). Only the waits of the thread the clock was made on are taken off, so
+    read it on that thread alone (the emulator's event loop). Where the kernel does not say (not
+    Linux, no schedstat), this is plain time.monotonic().
+    """
+
+    def __init__(self) -> None:
+        self._schedstat = f"/proc/self/task/{threading.get_native_id()}/schedstat"
+        self._waited = self._read_waited()
+        self.available = self._waited is not None
+
+    def _read_waited(self) -> float | None:
+        try:
+            with open(self._schedstat, encoding="ascii") as stats:
+                return int(stats.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def __call__(self) -> float:
+        now = time.monotonic()
+        if not self.available:
+            return now
+        self._waited = self._read_waited() or self._waited  # a failed read keeps the last count
+        return now - self._waited
 
 
 def _iso_now() -> str:
@@ -94,7 +134,10 @@ class DiscordEmulator:
     commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "global" or guild id -> commands
     unhandled: list[str] = field(default_factory=list)
     refused_callbacks: list[tuple[int, int]] = field(default_factory=list)  # (interaction id, Discord error code)
-    ack_seconds: dict[int, float] = field(default_factory=dict)  # interaction id -> dispatch to acknowledgement
+    # interaction id -> seconds on `ack_clock` from delivery on the gateway to the acknowledgement
+    ack_seconds: dict[int, float] = field(default_factory=dict)
+    # What the 3 s are measured on; None: a StallFreeClock on the thread that runs start() (the event loop).
+    ack_clock: Callable[[], float] | None = None
     identifies: int = 0
     thread_id: int = 700_000_000_000_000_101  # a public thread in `channel_id`
     roles: dict[int, str] = field(default_factory=lambda: {501: "writers", 555: "showrunners"})  # id -> name
@@ -108,7 +151,7 @@ class DiscordEmulator:
         self._changed = asyncio.Condition()
         self._seq = 0
         self.messages: dict[int, dict[str, Any]] = {}
-        self._sent: dict[int, tuple[float, int | None]] = {}  # interaction id -> (dispatched at, clicked message id)
+        self._sent: dict[int, tuple[float, int | None]] = {}  # interaction id -> (delivered at, clicked message id)
         self._where: dict[int, tuple[str, str | None]] = {}  # interaction id -> (channel id, guild id or None)
         self.text_channels: set[int] = {self.channel_id}  # add ids to make more channels exist
         self.port = 0
@@ -116,6 +159,8 @@ class DiscordEmulator:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> "DiscordEmulator":
+        if self.ack_clock is None:
+            self.ack_clock = StallFreeClock()
         app = web.Application(client_max_size=50 * 1024 * 1024)
         api = API_PREFIX
         app.router.add_get(f"{api}/users/@me", self._me)
@@ -201,6 +246,7 @@ class DiscordEmulator:
         return _json(answered)
 
     async def _callback(self, request: web.Request) -> web.Response:
+        arrived_at = self.ack_clock()  # before reading the body: the emulator's own work is not the bot's
         body = await _json_or_multipart(request)
         payload = body[0]
         callback = Callback(int(request.match_info["id"]), request.match_info["token"], payload["type"],
@@ -209,14 +255,14 @@ class DiscordEmulator:
         refusal = None
         if callback.interaction_id in self.ack_seconds:
             refusal = (400, {"message": "Interaction has already been acknowledged.", "code": 40060})
-        elif sent_at is None or time.monotonic() - sent_at > ACK_DEADLINE_S:
+        elif sent_at is None or arrived_at - sent_at > ACK_DEADLINE_S:
             refusal = (404, {"message": "Unknown interaction", "code": 10062})
         async with self._changed:
             if refusal is not None:
                 self.refused_callbacks.append((callback.interaction_id, refusal[1]["code"]))
                 self._changed.notify_all()
                 return _json(refusal[1], status=refusal[0])
-            self.ack_seconds[callback.interaction_id] = time.monotonic() - sent_at
+            self.ack_seconds[callback.interaction_id] = arrived_at - sent_at
             self.callbacks.append(callback)
             if callback.type == 4:  # the answer is a message: keep it like a followup's
                 message = self._message(callback.data, {}, interaction_token=callback.token)
@@ -393,10 +439,13 @@ class DiscordEmulator:
     async def dispatch_interaction(self, interaction: dict[str, Any]) -> dict[str, Any]:
         if not self._sockets:
             raise RuntimeError("no client connected to the gateway")
-        clicked = interaction.get("message", {}).get("id")
-        self._sent[int(interaction["id"])] = (time.monotonic(), int(clicked) if clicked else None)
-        self._where[int(interaction["id"])] = (interaction["channel_id"], interaction.get("guild_id"))
+        interaction_id = int(interaction["id"])
+        clicked = int(interaction["message"]["id"]) if interaction.get("message", {}).get("id") else None
+        self._sent[interaction_id] = (self.ack_clock(), clicked)  # known from now on
+        self._where[interaction_id] = (interaction["channel_id"], interaction.get("guild_id"))
         await self._dispatch(self._sockets[-1], "INTERACTION_CREATE", interaction)
+        if interaction_id not in self.ack_seconds:  # the 3 s run from delivery, as Discord counts them
+            self._sent[interaction_id] = (self.ack_clock(), clicked)
         return interaction
 
     # -- interactions the tests send -----------------------------------------------------------

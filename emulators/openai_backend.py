@@ -41,6 +41,7 @@ class FakeBackend:
     fail_with: int | None = None
     requests: list[dict] = field(default_factory=list)
     scenes: list[str] | None = None  # answers in turn; None: always `scene`
+    model_list_requests: int = 0  # GET /v1/models calls seen
 
     def answer(self, number: int) -> str:
         """The scene for the request numbered ``number`` (from 0)."""
@@ -64,6 +65,7 @@ class FakeBackend:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
+                backend.model_list_requests += 1
                 self._send(200, {"object": "list", "data": [{"id": backend.model, "object": "model"}]})
 
             def do_POST(self) -> None:

@@ -102,7 +102,10 @@ class ChatClient:
 
 
 def _unreachable(base_url: str) -> str:
-    return f"The generation backend at {base_url} is not reachable. Is it running?"
+    """For the writer: no address (where the backend runs is the operators' business, and the
+    message is posted in chat); the address goes to the log for whoever fixes it."""
+    log.warning("the generation backend at %s is not reachable", base_url)
+    return "The generation backend is not reachable right now. Try again shortly; if it keeps failing, tell a room admin."
 
 
 def _retry_delay(response: httpx.Response, fallback: float) -> float:

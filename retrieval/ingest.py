@@ -20,13 +20,15 @@ import argparse
 import hashlib
 import re
 import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from files.durable import sha256_file
 from retrieval.chunk import chunk_script
 from retrieval.index import SceneIndex
+from retrieval.ingest_status import LibraryLoad, write_status
 from retrieval.parse import (
     MAX_FILE_BYTES,
     SUPPORTED_SUFFIXES,
@@ -59,6 +61,7 @@ class IngestReport:
     chunks: int = 0  # chunks embedded in this run
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): could not be read
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): read, but not a script
+    stopped: bool = False  # asked to stop before its last file (see ingest_paths' ``stop``)
 
     @property
     def errors(self) -> list[str]:
@@ -70,12 +73,14 @@ class IngestReport:
         line = (f"{self.files_seen} files: {self.scripts_added} scripts embedded ({self.scenes} scenes, "
                 f"{self.chunks} chunks), {self.scripts_unchanged} unchanged")
         line += f", {len(self.skipped)} not scripts" if self.skipped else ""
-        return line + (f", {len(self.failed)} could not be read" if self.failed else "")
+        line += f", {len(self.failed)} could not be read" if self.failed else ""
+        return line + (", stopped before the end" if self.stopped else "")
 
 
 def ingest_paths(paths: Iterable[str | Path], *, index_dir: str | Path, embedder, progress: bool = True,
                  max_file_bytes: int = MAX_FILE_BYTES, facts: Mapping[str, Any] | None = None,
-                 catalog_url: str | None = None) -> IngestReport:
+                 catalog_url: str | None = None, load_status: bool = False, stop: Callable[[], bool] | None = None,
+                 on_checkpoint: Callable[[LibraryLoad], None] | None = None) -> IngestReport:
     """Ingest files and folders into the index in ``index_dir`` (created if missing) and save it.
 
     A file that cannot be read is recorded in ``report.failed`` as (path, reason) and the
@@ -83,6 +88,12 @@ def ingest_paths(paths: Iterable[str | Path], *, index_dir: str | Path, embedder
     ``facts`` (any of RUN_FACTS; None or empty values are ignored) are stored on every
     script of the run, over what the files say. ``catalog_url``: the index's metadata
     database, if not the SQLite file in ``index_dir``.
+
+    ``load_status``: load the library in steps that searchers can use while the run goes on:
+    the index is also saved after each tenth of the files, and after each save the status
+    file of retrieval.ingest_status says how many files are done (``on_checkpoint`` gets each
+    status written). ``stop`` is asked before each file; once it answers True the run saves
+    what it has done and returns early (``report.stopped``).
     """
     from tqdm import tqdm
 
@@ -90,11 +101,25 @@ def ingest_paths(paths: Iterable[str | Path], *, index_dir: str | Path, embedder
     index = SceneIndex.open(index_dir, model_id=embedder.model_id, dim=embedder.dim, catalog_url=catalog_url)
     report = IngestReport()
     files = list(iter_script_files(paths, failed=report.failed))
+    steps = _checkpoints(len(files)) if load_status else set()
+
+    def checkpoint(state: str, done: int) -> None:
+        if load_status:
+            load = LibraryLoad(state=state, files_done=done, files_total=len(files))
+            write_status(index_dir, load)
+            if on_checkpoint is not None:
+                on_checkpoint(load)
+
+    checkpoint("loading", 0)
+    saved_done, finished = 0, False
     # Saved even when something unexpected (the embedder, the disk) stops the run half
     # way: every file finished so far is kept, and a file caught mid-way has not touched
     # the index, because its old version is only removed once its new vectors exist.
     try:
-        for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
+        for done, path in enumerate(tqdm(files, desc="ingest", unit="file", disable=not progress), 1):
+            if stop is not None and stop():
+                report.stopped = True
+                break
             report.files_seen += 1
             try:
                 _ingest_file(path, index=index, embedder=embedder, report=report, max_file_bytes=max_file_bytes,
@@ -103,12 +128,27 @@ def ingest_paths(paths: Iterable[str | Path], *, index_dir: str | Path, embedder
                 report.skipped.append((exc.path, exc.reason))
             except ParseError as exc:
                 report.failed.append((exc.path, exc.reason))
+            if done in steps:
+                index.save()
+                saved_done = done
+                checkpoint("loading", done)
+        finished = not report.stopped
     finally:
         try:
-            index.save()
+            try:
+                index.save()
+                saved_done = report.files_seen
+            finally:
+                index.close()
         finally:
-            index.close()
+            checkpoint("done" if finished and saved_done == len(files) else "stopped", saved_done)
     return report
+
+
+def _checkpoints(total: int) -> set[int]:
+    """Files done after which a background load saves: each tenth of the run (the last
+    file is saved by the run's own final save)."""
+    return {max(1, round(total * step / 10)) for step in range(1, 10)} - {total}
 
 
 def _run_facts(facts: Mapping[str, Any] | None) -> dict[str, Any]:

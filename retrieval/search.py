@@ -26,10 +26,11 @@ rank vector ids and read only the records of the candidates they keep.
 
 from __future__ import annotations
 
+import copy
 import threading
 from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -76,11 +77,8 @@ class SceneSearcher:
                  rrf_k: int = RRF_K, catalog_url: str | None = None) -> None:
         self.embedder = embedder
         self.index_dir = Path(index_dir)
-        if SceneIndex.exists(index_dir, catalog_url=catalog_url):
-            self.index = SceneIndex.load(index_dir, catalog_url=catalog_url)
-            self.index.check_embedder(model_id=embedder.model_id, dim=embedder.dim)
-        else:
-            self.index = SceneIndex(index_dir, model_id=embedder.model_id, dim=embedder.dim, catalog_url=catalog_url)
+        self.catalog_url = catalog_url
+        self.index = self._open_index()
         self.fusion_weights = tuple(fusion_weights)  # (dense, bm25)
         self.rrf_k = rrf_k
         self.rerank_top_n = rerank_top_n
@@ -93,6 +91,25 @@ class SceneSearcher:
         self._bm25 = None
         self._rows: _ChunkTexts | None = None  # BM25 row -> vector id and script
         self._lock = threading.Lock()
+
+    def _open_index(self) -> SceneIndex:
+        if SceneIndex.exists(self.index_dir, catalog_url=self.catalog_url):
+            index = SceneIndex.load(self.index_dir, catalog_url=self.catalog_url)
+            index.check_embedder(model_id=self.embedder.model_id, dim=self.embedder.dim)
+            return index
+        return SceneIndex(self.index_dir, model_id=self.embedder.model_id, dim=self.embedder.dim,
+                          catalog_url=self.catalog_url)
+
+    def reopened(self) -> SceneSearcher:
+        """A searcher over the index as saved now, sharing this one's models (embedder and
+        reranker): for a library that is being loaded while it is searched. A new object
+        rather than a reload in place, so a search already running on this one ends on
+        the index it began with."""
+        fresh = copy.copy(self)
+        fresh.index = self._open_index()
+        fresh.bm25_status, fresh._bm25, fresh._rows = "", None, None
+        fresh._lock = threading.Lock()
+        return fresh
 
     @property
     def is_empty(self) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from retrieval.document import CHARACTER, DIALOGUE, HEADING, PARENTHETICAL
 from retrieval.parse.fountain import parse_elements
+from screenplay.vocabulary import screenplay_words
 
 # -- scene headings derived from a situation ----------------------------------------
 
@@ -20,61 +21,15 @@ _PLACE_PREPOSITION = re.compile(
     r"(?:(?:the|a|an|her|his|their|our|my|its|some)\s+)?(?P<place>[a-z][a-z'-]*(?:\s+[a-z][a-z'-]*){0,3})",
     re.IGNORECASE,
 )
-# Words that end a place phrase ("in a bar while ..." -> "BAR").
-_PHRASE_STOP = frozenset(
-    "as while who whom that which and or but about with because after before to for during when where until "
-    "of over than then so if since is are was were has have had they he she it we you i their his her "
-    "in at on inside outside aboard near under by onto into from behind atop the a an".split()
-)
-_TIME_WORDS = {
-    "midnight": "NIGHT", "night": "NIGHT", "nighttime": "NIGHT", "tonight": "NIGHT", "moonlit": "NIGHT",
-    "moonlight": "NIGHT", "dark": "NIGHT", "dawn": "DAWN", "sunrise": "DAWN", "daybreak": "DAWN",
-    "dusk": "DUSK", "sunset": "DUSK", "twilight": "DUSK", "morning": "MORNING", "breakfast": "MORNING",
-    "evening": "EVENING", "dinner": "EVENING", "noon": "DAY", "afternoon": "DAY", "lunch": "DAY",
-}
-_NOT_PLACES = frozenset(_TIME_WORDS) | frozenset(
-    "time times once last first love trouble secret silence fact order end way case turn front".split()
-)
-_NOT_MODIFIERS = frozenset("the a an her his their our my its same other this that one own every each whole".split())
-# Who is in a scene often says where it is when the situation does not.
-_ROLE_PLACES = {
-    "chef": "KITCHEN", "cook": "KITCHEN", "baker": "BAKERY", "astronaut": "SPACE STATION", "nurse": "HOSPITAL ROOM",
-    "patient": "HOSPITAL ROOM", "doctor": "DOCTOR'S OFFICE", "surgeon": "OPERATING ROOM", "teacher": "CLASSROOM",
-    "student": "CLASSROOM", "detective": "POLICE STATION", "landlord": "APARTMENT", "tenant": "APARTMENT",
-    "priest": "CHURCH", "bartender": "BAR", "pilot": "COCKPIT", "soldier": "BARRACKS", "judge": "COURTROOM",
-    "lawyer": "LAW OFFICE", "captain": "SHIP'S BRIDGE", "sailor": "SHIP'S DECK", "waiter": "RESTAURANT",
-    "waitress": "RESTAURANT", "librarian": "LIBRARY", "scientist": "LAB", "prisoner": "PRISON CELL",
-    "inmate": "PRISON CELL", "boss": "OFFICE", "employee": "OFFICE", "wedding": "WEDDING RECEPTION",
-    "funeral": "FUNERAL HOME", "grandfather": "LIVING ROOM", "grandmother": "LIVING ROOM",
-    "coach": "LOCKER ROOM", "hacker": "APARTMENT", "intern": "OFFICE", "magician": "BACKSTAGE",
-    "barber": "BARBERSHOP", "knight": "CASTLE", "queen": "THRONE ROOM", "king": "THRONE ROOM", "prince": "CASTLE",
-    "comedian": "COMEDY CLUB", "novelist": "STUDY", "boxer": "BOXING GYM", "farmer": "FARM", "monk": "MONASTERY",
-    "babysitter": "NURSERY", "general": "STUDY", "roommate": "APARTMENT", "witch": "COTTAGE", "artist": "STUDIO",
-    "painter": "STUDIO", "firefighter": "FIRE STATION", "mafia": "KITCHEN", "cult": "COMPOUND",
-    "band": "STAGE", "actor": "REHEARSAL ROOM", "accountant": "OFFICE", "spy": "SAFE HOUSE",
-    "journalist": "NEWSROOM", "reporter": "NEWSROOM", "sheriff": "SHERIFF'S OFFICE", "ambassador": "EMBASSY",
-    "host": "TV STUDIO", "contestant": "TV STUDIO", "chess": "CLUB ROOM", "lawyer's": "LAW OFFICE",
-    "robot": "LAB", "alien": "FIELD", "vampire": "CASTLE", "ghost": "OLD HOUSE", "dragon": "CAVE",
-    "parole": "PAROLE OFFICE", "prodigy": "LIVING ROOM", "lighthouse": "LIGHTHOUSE", "fort": "BACKYARD",
-}
-_OUTDOOR = frozenset(
-    "alley street park beach forest field fields farm porch roof rooftop garden yard backyard bridge dock docks pier "
-    "road highway desert mountain mountainside cliff river lake parking lot cemetery graveyard square playground "
-    "battlefield woods jungle campsite camp shore harbor harbour sea ocean deck island meadow orchard vineyard "
-    "sidewalk crosswalk runway platform trench moon surface canyon valley hill hilltop glacier swamp marsh "
-    "courtyard balcony driveway cornfield junkyard stadium outside outdoors wilderness prairie ranch trail".split()
-)
-# Places a situation may name without a preposition ("two sisters argue about selling the family farm").
-_PLACE_NOUNS = frozenset(_OUTDOOR) | frozenset(
-    "kitchen bar pub office farmhouse bank car truck van taxi cab bus train plane ship boat submarine spaceship "
-    "station lab laboratory hospital ward clinic church chapel temple mosque school classroom library museum "
-    "house home apartment flat diner restaurant cafe café hotel motel prison cell jail court courtroom "
-    "bakery shop store supermarket warehouse factory garage basement attic bedroom bathroom hallway elevator "
-    "lobby studio theatre theater castle palace mansion cabin tent bunker cockpit hangar airport gym pool "
-    "precinct newsroom morgue casino bowling alley arcade salon barbershop laundromat kitchenette room "
-    "stage backstage cornfield stairwell stairs corridor dungeon vestry cafeteria canteen lighthouse "
-    "monastery convent embassy studio saloon tavern inn barn stable chamber throne".split()
-)
+# The word lists are data: config/screenplay_words.toml says where each comes from.
+_HEADING_WORDS = screenplay_words().heading
+_PHRASE_STOP = _HEADING_WORDS.phrase_stop  # words that end a place phrase ("in a bar while ..." -> "BAR")
+_TIME_WORDS = _HEADING_WORDS.time_words
+_NOT_PLACES = _HEADING_WORDS.not_places
+_NOT_MODIFIERS = _HEADING_WORDS.not_modifiers
+_ROLE_PLACES = _HEADING_WORDS.role_places  # who is in a scene often says where it is
+_OUTDOOR = _HEADING_WORDS.outdoor
+_PLACE_NOUNS = _HEADING_WORDS.places  # outdoor ones included; a situation may name one without a preposition
 
 
 def derive_heading(situation: str) -> str | None:
@@ -128,8 +83,9 @@ def _place_phrase(situation: str) -> str:
 # -- normalizing -----------------------------------------------------------------------
 
 HEADING_LINE = re.compile(r"^(?:INT\.?/EXT|EXT\.?/INT|I\.?/E|INT|EXT|EST)[.\s]", re.IGNORECASE)
+_SPEECH_WORDS = screenplay_words().speech
 # Cue extensions that belong on the cue line; anything else in parentheses is acting direction.
-_CUE_EXTENSIONS = frozenset({"V.O.", "O.S.", "O.C.", "CONT'D", "CONT’D", "CONTD", "V.O", "O.S", "CONT."})
+_CUE_EXTENSIONS = _SPEECH_WORDS.cue_extensions
 _NAME = r"[A-Za-z][A-Za-z.'’-]*(?:\s+[A-Za-z][A-Za-z.'’-]*){0,2}"
 # `NAME: line`, `NAME (whispering): line`, `**NAME**: line`, and a lone `NAME:`.
 _NAME_COLON = re.compile(rf"^(?P<name>{_NAME})\s*(?:\((?P<paren>[^)]{{1,40}})\))?\s*:\s*(?P<line>.*)$")
@@ -137,11 +93,8 @@ _CUE_LINE = re.compile(rf"^(?P<name>{_NAME})\s*(?:\((?P<paren>[^)]{{1,40}})\))?$
 _LEADING_PAREN = re.compile(r"^\((?P<paren>[^)]{1,60})\)\s*(?P<rest>\S.*)$")
 # Lines that echo the prompt rather than tell the story.
 _ECHO = re.compile(r"^(?:scene|characters?|tone|setting|title|situation)\s*:", re.IGNORECASE)
-_SPEECH_VERBS = (
-    r"said|says|asked|asks|replied|replies|whispered|whispers|shouted|shouts|yelled|yells|muttered|mutters|"
-    r"answered|answers|cried|cries|snapped|snaps|told\s+\w+|tells\s+\w+|added|adds|continued|continues|"
-    r"murmured|murmurs|screamed|screams|growled|growls|laughed|laughs|sighed|sighs|began|begins"
-)
+_SPEECH_VERBS = "|".join([*map(re.escape, _SPEECH_WORDS.speech_verbs),  # "said", and "told him"
+                          *(rf"{re.escape(verb)}\s+\w+" for verb in _SPEECH_WORDS.speech_verbs_with_object)])
 _QUOTE = r"[\"“”]"
 _QUOTED = rf"{_QUOTE}(?P<speech>[^\"“”]+?){_QUOTE}"
 # "Line," Maya said.   /   "Line," said Maya.   /   Maya said, "Line."   /   Maya: "Line"
@@ -149,10 +102,7 @@ _QUOTE_THEN_NAME = re.compile(rf"^{_QUOTED}\s*,?\s*(?P<name>{_NAME})\s+(?:{_SPEE
 _QUOTE_THEN_VERB = re.compile(rf"^{_QUOTED}\s*,?\s*(?:{_SPEECH_VERBS})\s+(?P<name>{_NAME})\s*[.!?]?$")
 _NAME_THEN_QUOTE = re.compile(rf"^(?P<name>{_NAME})\s+(?:{_SPEECH_VERBS})\s*,?\s*:?\s*{_QUOTED}\s*$")
 _TERMINAL = ".!?\"')”’—-:…*"
-_NOT_NAMES = frozenset(
-    "he she they it i we you his her their this that there then and but so the a an int ext fade cut note "
-    "scene action description narrator end".split()
-)
+_NOT_NAMES = _SPEECH_WORDS.not_names  # first words before a colon that name no speaker
 
 
 def normalize_fountain(text: str, *, characters: tuple[str, ...] = (), situation: str = "",

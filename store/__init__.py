@@ -1,15 +1,25 @@
-"""The store: SQLAlchemy models, queries and Alembic migrations.
+"""The store: SQLAlchemy models, Alembic migrations and the queries, one module per concern.
+
+* ``store.rooms``: rooms, writers and their training consent;
+* ``store.generations``: generated scenes, where they were posted, thread lookups;
+* ``store.feedback``: approvals, rejections and edits, approval state, room counts and the
+  training data they make (the consent rule);
+* ``store.training_runs``: training runs and queued requests for them;
+* ``store.locks``: named locks shared by every process (one training run at a time).
 
 Typical use::
 
-    from store import make_engine, make_session_factory, session_scope, upgrade
+    from store import make_engine, make_session_factory, rooms, session_scope, upgrade
     upgrade(url)
     factory = make_session_factory(make_engine(url))
     with session_scope(factory) as session:
-        room = get_or_create_room(session, platform="slack", external_id="T1/C1")
+        room = rooms.get_or_create_room(session, platform="slack", external_id="T1/C1")
+
+No SQL outside the store: other packages call these functions, which take the session
+first and keyword-only arguments after it, and flush but never commit.
 """
 
-from . import queries
+from . import feedback, generations, locks, rooms, training_runs
 from .db import (
     alembic_config,
     current_revision,
@@ -32,63 +42,29 @@ from .models import (
     TrainingStatus,
     User,
 )
-from .queries import (
-    ApprovedExample,
-    FeedbackSummary,
-    RejectedOutput,
-    approved_examples,
-    feedback_summary,
-    finish_training_run,
-    get_generation,
-    get_or_create_room,
-    get_or_create_user,
-    latest_generation,
-    record_feedback,
-    record_generation,
-    rejected_outputs,
-    room_stats,
-    set_message_ref,
-    set_training_consent,
-    start_training_run,
-    training_exclusions,
-)
 
 __all__ = [
-    "ApprovedExample",
     "Base",
     "FeedbackEvent",
     "FeedbackKind",
-    "FeedbackSummary",
     "Generation",
     "Lock",
     "Platform",
-    "RejectedOutput",
     "Room",
     "TrainingRun",
     "TrainingStatus",
     "User",
     "alembic_config",
-    "approved_examples",
     "current_revision",
     "downgrade",
-    "feedback_summary",
-    "finish_training_run",
-    "get_generation",
-    "get_or_create_room",
-    "get_or_create_user",
+    "feedback",
+    "generations",
     "head_revision",
-    "latest_generation",
+    "locks",
     "make_engine",
     "make_session_factory",
-    "queries",
-    "record_feedback",
-    "record_generation",
-    "rejected_outputs",
-    "room_stats",
+    "rooms",
     "session_scope",
-    "set_message_ref",
-    "set_training_consent",
-    "start_training_run",
-    "training_exclusions",
+    "training_runs",
     "upgrade",
 ]

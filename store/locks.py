@@ -15,7 +15,7 @@ re-checks the condition on the row the winner wrote; SQLite serialises writers),
 the loser's UPDATE matches nothing. Times come from the callers' clocks: hosts sharing
 a store must agree on the time to well within ``stale_after_s``.
 
-Like ``queries``: the session first, keyword-only arguments after it; functions flush
+Like the other store modules: the session first, keyword-only arguments after it; functions flush
 but never commit. Commit right after acquiring, or the row stays invisible to others.
 """
 

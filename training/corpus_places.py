@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from screenplay.form import HEADING_LINE, derive_heading
+from screenplay.vocabulary import screenplay_words
 
 __all__ = ["Place", "scene_place", "title_place", "cast_words", "strip_scene_word", "clip", "sentences"]
 
@@ -37,35 +38,19 @@ class Place:
         return f"{self.prefix} {self.name} - {time}"
 
 
-# Words a stage set names that derive_heading (written for chat requests) does not know
-# as places; the first group is outdoors.
-_STAGE_OUTDOOR = frozenset(
-    "wood grove glade wharf plantation village encampment avenue lawn heath coast walls gate gates ramparts "
-    "terrace fort camp plain plains hay-field hayfield grounds arbor arbour bay shore sea-shore pass byway "
-    "forum place view landscape glen".split()
-)
-_STAGE_PLACES = _STAGE_OUTDOOR | frozenset(
-    "cave dungeon hall chamber chambers parlour parlor drawing-room sitting-room boudoir lodgings quarters "
-    "apartment tower temple synagogue cathedral cloisters refectory scriptorium nunnery convent mill cottage "
-    "dispensary shop mall rectory parsonage study gallery wigwam tent marquee council anteroom corridor "
-    "villa lodge farm-house court-yard courtyard interior inn tavern club store room palace castle house".split()
-)
+# The stage words are data: config/screenplay_words.toml, [stage], says where they come from.
+_STAGE_WORDS = screenplay_words().stage
+_STAGE_OUTDOOR = _STAGE_WORDS.outdoor  # set words derive_heading does not know as places, outdoors
+_STAGE_PLACES = _STAGE_WORDS.places  # all of them, the outdoor ones included
 # A set's first words may name a spot within a bigger place: "A room in the Pendleton
 # house" plays in the house.
-_GENERIC_SPOTS = frozenset("room apartment part view interior exterior corner side chamber front".split())
+_GENERIC_SPOTS = _STAGE_WORDS.generic_spots
+# Syntax the code indexes into ("of" first: _CONNECTORS[1:] are the prepositions), not vocabulary.
 _CONNECTORS = ("of", "in", "at", "on", "near", "before", "outside", "inside", "within", "behind")
 # Words that end the name of a set: what follows describes it ("A garden set with statuary").
-_SET_ENDS = frozenset(
-    "with where which whose showing bordering overlooking opening looking laid set furnished decorated "
-    "containing during crowded surrounded and seen from to for by is are was takes seated sitting about "
-    "standing discovered enter enters".split()
-)
+_SET_ENDS = _STAGE_WORDS.set_ends
 # Not a set: stage machinery, "The same", times and dates.
-_NOT_SETS = frozenset(
-    "stage scene flat wing wings curtain audience same act time enter exit exeunt morning afternoon noon day "
-    "evening night midnight dawn dusk twilight later springtime spring summer autumn winter eve christmas "
-    "easter sunday january february march april may june july august september october november december".split()
-)
+_NOT_SETS = _STAGE_WORDS.not_sets
 _ARTICLES = ("a", "an", "the")
 
 
@@ -246,7 +231,7 @@ def _prefix(name: str, default: str = "INT.") -> str:
 
 # --- sentences -------------------------------------------------------------------------------
 
-_ABBREVIATIONS = frozenset("mr mrs ms dr st mme mlle messrs capt col gen lt sgt rev prof sr jr esq no vol ch".split())
+_ABBREVIATIONS = screenplay_words().abbreviations  # "Mrs." ends no sentence
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
 
 

@@ -4,7 +4,7 @@
     data = build_dataset(sessions, validation_share=0.1, room="T1:C42", exemplar_text=lookup)
     write_jsonl("train.jsonl", data.train)
 
-What counts as an example is the store's consent rule (``store.queries``, module
+What counts as an example is the store's consent rule (``store.feedback``, module
 doc): opted-out writers' scenes and votes are left out there, and edited text wins.
 Each example's ``messages`` are the chat messages the bot sent when it wrote the scene
 (``screenplay.prompting.build_messages`` over the same request and the same retrieved
@@ -36,7 +36,7 @@ from screenplay.prompting import (
     merged_request,
     parse_dialogue_request,
 )
-from store import queries
+from store import feedback
 from store.models import Generation
 from training.feedback_format import (
     content_hash,
@@ -129,12 +129,12 @@ def _read_store(sessions: sessionmaker[Session], room: str | None) -> tuple[list
     # One short session: the exemplar lookups and prompt building happen after it closed.
     with sessions() as session:
         approved = [_approved_row(session, item.generation, item.text)
-                    for item in queries.approved_examples(session, room_ref=room)]
+                    for item in feedback.approved_examples(session, room_ref=room)]
         rejected = [{"prompt": item.generation.prompt, "text": item.generation.output, "reason": item.reason,
                      "generation_id": item.generation.id, "room": item.generation.room.external_id,
                      "author": item.generation.user.label}
-                    for item in queries.rejected_outputs(session, room_ref=room)]
-        excluded = queries.training_exclusions(session, room_ref=room)
+                    for item in feedback.rejected_outputs(session, room_ref=room)]
+        excluded = feedback.training_exclusions(session, room_ref=room)
     return approved, rejected, excluded
 
 

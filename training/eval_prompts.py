@@ -1,12 +1,34 @@
-"""Requests a writer might type to /dialogue: the fixed prompt set of the validity measures.
+"""Requests a writer might type to /dialogue: the fixed prompt sets of the validity measures.
 
-The Fountain validity benchmark runs all 100; the training evaluation gate samples the
-first `training.eval_generations` from every model it compares, so a candidate and what
-serves are judged on the same requests, run after run.
+Two sets, split by when and how they were written (a fixed rule, not a random draw):
+
+- ``TUNING_PROMPTS``: the 100 requests the Fountain validity benchmark ran until 2026-12-03,
+  in their old order. The heuristics that turn a request and the model's answer into
+  Fountain (the word lists in config/screenplay_words.toml) were written with them in view:
+  66 of the 77 words of the old role -> place list appeared in them, and 66 of 100 of these
+  prompts contain a word of role_places as it is now (63 of its 73 words); 54 of 100 contain
+  a word of places, 5 of 100 a word of time_words. Figures measured on them are in-sample.
+  Tune on these (and on real requests), never on the held-out set.
+- ``HELDOUT_PROMPTS``: 50 new requests written on 2026-12-03, after the word lists were
+  frozen, to hold none of their words, and checked against them: 0 of 50 held-out prompts
+  contain a word of role_places, 0 of 50 held-out prompts contain a word of places, 0 of 50
+  held-out prompts contain a word of time_words. So derive_heading finds a place in none of
+  them (it does in 94 of the 100 tuning prompts): on them the model names every scene's
+  place itself, and the figure says how /dialogue does on requests the lists know nothing
+  of, a harder case than requests naming a common place; read it as that, not as the
+  share over all requests. The Fountain validity benchmark (benchmarks/fountain_validity.py)
+  and the training gate (the first ``training.eval_generations`` of them, from every model
+  it compares, so a candidate and what serves are judged on the same requests, run after
+  run; at most 50) measure on these.
+
+"Contain a word": a lower-cased word of the whole prompt (situation, names and tone), with a
+possessive 's and trailing s's stripped or not, is in the list; tests/training/
+test_eval_prompts.py measures it and fails when the numbers above stop being true, so a word
+added to the lists because a held-out prompt needs it cannot slip in unseen.
 """
 
 # Situations from many genres, 0-3 requested characters, with and without a tone.
-PROMPTS = [
+TUNING_PROMPTS = [
     "a detective corners her former partner in a rainy alley characters: Maya, Cole tone: tense",
     "two sisters argue about selling the family farm characters: June, Rose",
     "a chef confesses to burning the wedding cake characters: Luis, Priya tone: comic",
@@ -108,4 +130,63 @@ PROMPTS = [
     "a rainy bus stop conversation between strangers tone: quiet",
     "a chess club president accuses a member of cheating with an earpiece characters: Doris, Neil tone: petty",
 ]
-assert len(PROMPTS) == 100, len(PROMPTS)
+
+# Written after the word lists were frozen; see the module docstring before changing either.
+HELDOUT_PROMPTS = [
+    "a lifeguard and a swimmer argue about who saved whom characters: Rhea, Tobias tone: comic",
+    "a retired clockmaker repairs a watch for a woman who will not give her name characters: Anselm, Wren tone: mysterious",
+    "two cousins split an inheritance of three hundred houseplants characters: Delia, Marcus tone: deadpan",
+    "a beekeeper tells her neighbour that the hives are dying characters: Odile, Franklin tone: quiet",
+    "a passenger confesses to the crew of a fogbound ferry characters: Ines, Bastian tone: eerie",
+    "an interpreter at a peace summit notices a deliberate lie characters: Anouk, Delegate Ferris tone: tense",
+    "an ice-cream seller refuses to play the jingle ever again characters: Norm, Daisy tone: comic",
+    "a locksmith is called to open a door that should stay shut characters: Petra, Mr. Okafor",
+    "an elderly twin insists she is the other twin characters: Bridget, Margot tone: absurd",
+    "a dentist tries to calm a terrified rock star before a filling characters: Dr. Moll, Ziggy tone: comic",
+    "a marathon runner collapses a mile from the finish and a stranger stays with her characters: Keisha, Arlo tone: tender",
+    "two climbers disagree about turning back below the peak characters: Sven, Imogen tone: urgent",
+    "a puppeteer argues with his own puppet while children watch characters: Barnaby tone: unsettling",
+    "a census taker interviews a family that keeps changing its story characters: Mr. Pruitt, Ada Lusk, Tom Lusk tone: farce",
+    "a widower learns to make a video call to reach his granddaughter characters: Horace, Juniper tone: warm",
+    "a glassblower and her apprentice break a commission the day before delivery characters: Sabine, Theo",
+    "an insurance assessor inspects a flooded bookshop with its owner characters: Grainger, Mrs. Adeyemi tone: melancholy",
+    "two rival florists compete to decorate the mayor's inauguration characters: Pim, Lottie tone: petty",
+    "a sleepwalker wakes up holding a stranger's keys and a hand-drawn map characters: Ronan, Mags",
+    "a snowplough driver rescues a family stranded in a blizzard characters: Gunnar, Tessa tone: gritty",
+    "a sommelier is accused of switching the wine characters: Lucien, Mrs. Harrow tone: sly",
+    "a taxidermist asks a grieving owner what the dog was really like characters: Edwin, Lola tone: macabre",
+    "a mechanic tells a proud owner the vintage motorbike is beyond saving characters: Rosa, Clive tone: bittersweet",
+    "a referee is cornered by both managers after a disputed goal characters: Okoro, Benson, Varga tone: heated",
+    "a sign language interpreter signs a speech she disagrees with characters: Hana, Minister Dale",
+    "a tattooist talks a customer out of a face tattoo characters: Jax, Tilly tone: wry",
+    "a hot air balloon loses height while a proposal is still unanswered characters: Amir, Colette tone: romantic",
+    "a retired stuntman teaches his grandson how to fall characters: Buck, Leo tone: warm",
+    "two security guards at an aquarium argue about a missing octopus characters: Pryce, Ondine tone: comic",
+    "a foster mother meets the teenager's birth mother for the first time characters: Gwen, Shay tone: tender",
+    "a pharmacist suspects a regular customer of forging prescriptions characters: Mr. Dunmore, Lacey",
+    "a quiz team loses on a technicality and blames its newest member characters: Fern, Otis, Gail tone: petty",
+    "an auctioneer realises the painting up for sale was stolen from her family characters: Harriet, Mr. Solano tone: noir",
+    "a deep-sea diver radios up that she has found something moving characters: Marisol, Keane tone: quiet dread",
+    "a ranger catches a teenager carving initials into an ancient tree characters: Ruthie, Dax tone: stern",
+    "an air traffic controller talks a passenger through landing after the crew fell ill characters: Nadia, Corey tone: urgent",
+    "a best man loses the rings an hour before the ceremony characters: Declan, Priyanka tone: frantic",
+    "a tour guide invents history to impress a know-it-all tourist characters: Giles, Harmony tone: comic",
+    "a fortune teller sees nothing at all in a client's future characters: Madame Zora, Pete tone: unsettling",
+    "a long-haul driver picks up a hitchhiker who knows his name characters: Rusty, Wynn tone: eerie",
+    "two estranged brothers scatter their mother's ashes and argue about where characters: Cal, Owen tone: bittersweet",
+    "a debt collector falls for the woman he has been chasing characters: Vince, Marigold tone: romantic",
+    "a zookeeper negotiates with a gorilla that has learned sign language characters: Ingrid, Bruno tone: absurd",
+    "a synchronised swimming duo fall out mid-routine characters: Bella, Tamsin tone: comic",
+    "an undertaker's assistant hears a knock from inside a coffin characters: Silas, Mr. Greer tone: gallows humour",
+    "a teenager admits to her stepfather that she sold his record collection characters: Nell, Martin tone: awkward",
+    "a city councillor tries to talk down an angry protest characters: Councillor Yates, Juno tone: sharp",
+    "a lonely caller talks to an overnight radio DJ tone: quiet",
+    "a stranger returns a lost wallet with a note tucked inside tone: mysterious",
+    "a cryptographer realises her own messages are being read characters: Ilse, Gideon tone: paranoid",
+]
+
+assert len(TUNING_PROMPTS) == 100, len(TUNING_PROMPTS)
+assert len(HELDOUT_PROMPTS) == 50, len(HELDOUT_PROMPTS)
+assert not set(TUNING_PROMPTS) & set(HELDOUT_PROMPTS)
+
+SPLITS = {"heldout": HELDOUT_PROMPTS, "tuning": TUNING_PROMPTS}

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 
-from store import queries
+from store import feedback, generations, rooms
 from store.db import session_scope
 from store.models import Room
 from training.feedback_format import FeedbackLine
@@ -61,10 +61,10 @@ def import_lines(sessions: sessionmaker[Session], lines: Sequence[FeedbackLine],
         for start in range(0, len(lines), BATCH_LINES):
             batch = lines[start:start + BATCH_LINES]
             with session_scope(sessions) as session:
-                rooms: dict[str, Room] = {}
+                known_rooms: dict[str, Room] = {}
                 for line in batch:
                     room_ref = room or line.room or DEFAULT_ROOM
-                    if _import_line(session, line, source=source, room_ref=room_ref, rooms=rooms):
+                    if _import_line(session, line, source=source, room_ref=room_ref, known_rooms=known_rooms):
                         result.imported += 1
                         result.rooms[room_ref] = result.rooms.get(room_ref, 0) + 1
                     else:
@@ -73,36 +73,36 @@ def import_lines(sessions: sessionmaker[Session], lines: Sequence[FeedbackLine],
     return result
 
 
-def _room(session: Session, room_ref: str, rooms: dict[str, Room]) -> Room:
+def _room(session: Session, room_ref: str, known_rooms: dict[str, Room]) -> Room:
     """The room with this platform id on any platform (the room's own data then trains
     with the imported lines), else a new local room of that name."""
-    if room_ref not in rooms:
-        found = queries.rooms_by_ref(session, room_ref=room_ref)
-        rooms[room_ref] = found[0] if found else queries.get_or_create_room(
+    if room_ref not in known_rooms:
+        found = rooms.rooms_by_ref(session, room_ref=room_ref)
+        known_rooms[room_ref] = found[0] if found else rooms.get_or_create_room(
             session, platform="local", external_id=room_ref, name=room_ref)
-    return rooms[room_ref]
+    return known_rooms[room_ref]
 
 
-def _import_line(session: Session, line: FeedbackLine, *, source: str, room_ref: str, rooms: dict[str, Room]) -> bool:
+def _import_line(session: Session, line: FeedbackLine, *, source: str, room_ref: str, known_rooms: dict[str, Room]) -> bool:
     """Store one line; False when it was there already."""
     key = delivery_key(room_ref, line)
-    if queries.feedback_by_delivery(session, delivery_id=key) is not None:
+    if feedback.feedback_by_delivery(session, delivery_id=key) is not None:
         return False
-    room = _room(session, room_ref, rooms)
-    author = queries.get_or_create_user(session, platform="local", external_id=line.author or DEFAULT_AUTHOR)
+    room = _room(session, room_ref, known_rooms)
+    author = rooms.get_or_create_user(session, platform="local", external_id=line.author or DEFAULT_AUTHOR)
     try:
         with session.begin_nested():
-            generation = queries.record_generation(
+            generation = generations.record_generation(
                 session, room=room, user=author, prompt=line.prompt, parameters=_parameters(line, source),
                 retrieved_scene_ids=[], output=line.edited_from or line.text, model=IMPORT_MODEL, adapter=None,
                 latency_ms=0,
             )
             if line.edited_from is not None:
-                queries.record_feedback(session, generation_id=generation.id, user=author, kind="edit",
-                                        edited_text=line.text, delivery_id=f"{key}:edit")
+                feedback.record_feedback(session, generation_id=generation.id, user=author, kind="edit",
+                                         edited_text=line.text, delivery_id=f"{key}:edit")
             kind = "approve" if line.label == "approved" else "reject"
-            _, created = queries.record_feedback(session, generation_id=generation.id, user=author, kind=kind,
-                                                 delivery_id=key)
+            _, created = feedback.record_feedback(session, generation_id=generation.id, user=author, kind=kind,
+                                                  delivery_id=key)
             if not created:
                 raise _AlreadyThere  # undoes this line's generation and edit
     except _AlreadyThere:

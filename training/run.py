@@ -140,7 +140,7 @@ def run_training(settings: Settings, *, trigger: str = "manual", room: str | Non
 
 def _close_interrupted(sessions: Any, phase: Phase) -> None:
     from store.db import session_scope
-    from store.queries import interrupt_running_runs
+    from store.training_runs import interrupt_running_runs
 
     with session_scope(sessions) as session:
         closed = interrupt_running_runs(session, note="interrupted: the process ended before the run finished "
@@ -152,7 +152,7 @@ def _close_interrupted(sessions: Any, phase: Phase) -> None:
 def _run_locked(settings: Settings, sessions: Any, held: Any, crew: Any, *, trigger: str, room: str | None, progress: bool,
                 phase: Phase, notifiers: Sequence[Notifier], request_id: int | None) -> RunResult:
     from store.db import session_scope
-    from store.queries import (
+    from store.training_runs import (
         claim_training_request,
         finish_training_run,
         start_training_run,
@@ -277,7 +277,7 @@ def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, b
     from registry import versions as registry
     from screenplay.prompting import build_messages, parse_dialogue_request
     from screenplay.scene_loop import sampling_parameters
-    from training.eval_prompts import PROMPTS
+    from training.eval_prompts import HELDOUT_PROMPTS
     from training.gate import EvalSetup, decide, evaluate_models
     from training.trainer import mixed_bf16, pick_device
 
@@ -300,7 +300,7 @@ def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, b
         base_model_dir=model_dir, base_name=base_name, candidate_dir=outcome.adapter_dir, serving_dir=serving_dir,
         serving_label=serving_version or "base model",
         validation_chats=[e.messages for e in data.validation], screenplay_chats=screenplay_chats,
-        prompts=list(PROMPTS[: t.eval_generations]),
+        prompts=list(HELDOUT_PROMPTS[: t.eval_generations]),  # requests no heuristic was tuned on
         sampling=sampling_parameters(g),
         work_dir=work_dir, max_seq_len=t.max_seq_len, seed=t.seed, device=settings.model.device,
         exemplar_chars=g.exemplar_chars, bf16=mixed_bf16(t.precision, pick_device(settings.model.device)))
@@ -319,7 +319,7 @@ def _heldout(limit: int) -> list:
 
 def _record(sessions: Any, result: RunResult) -> None:
     from store.db import session_scope
-    from store.queries import finish_training_run
+    from store.training_runs import finish_training_run
 
     # The trigger leads so `train`/`/room status` readers see why the run happened as well as its outcome.
     outcome = "; ".join(result.reasons) if result.status != "failed" else result.error

@@ -4,7 +4,7 @@ APScheduler drives two jobs in one process:
 
 - **cron** (`training.schedule`, UTC): a run at the set times, e.g. nightly;
 - **threshold**: every `training.poll_s` seconds, count approvals and edits recorded since
-  the last run started (``store.queries.approvals_since``); at `training.threshold`
+  the last run started (``store.feedback.approvals_since``); at `training.threshold`
   or more, run now.
 
 Both call the same `attempt()`, which runs at most one training at a time in this process
@@ -44,7 +44,8 @@ class Trainer:
 
     def new_approvals(self) -> int:
         from store.db import session_scope
-        from store.queries import approvals_since, latest_training_run
+        from store.feedback import approvals_since
+        from store.training_runs import latest_training_run
 
         with session_scope(self.sessions) as session:
             last = latest_training_run(session)
@@ -68,7 +69,7 @@ class Trainer:
 
     def pending_request(self) -> tuple[int, str] | None:
         from store.db import session_scope
-        from store.queries import pending_training_request
+        from store.training_runs import pending_training_request
 
         with session_scope(self.sessions) as session:
             request = pending_training_request(session)

@@ -55,8 +55,8 @@ def recommend_command(room: str = ROOM_OPTION,
         compute,
         reply_for,
         room_history,
-        rooms_named,
     )
+    from store import rooms
     from store.db import session_scope
     from store.models import Platform
 
@@ -64,7 +64,7 @@ def recommend_command(room: str = ROOM_OPTION,
         fail(f"unknown platform {platform!r}: one of {', '.join(p.value for p in Platform)}")
     loaded = settings(index)
     with session_scope(open_store(loaded)) as session:
-        matches = rooms_named(session, name=room, platform=platform)
+        matches = rooms.rooms_named(session, name=room, platform=platform)
         if len(matches) > 1:
             names = ", ".join(f"{r.platform.value}/{r.external_id}" for r in matches)
             fail(f"{room!r} names several rooms ({names}); pass one as platform/external_id")

@@ -11,7 +11,7 @@ from typing import NoReturn, Optional
 
 import typer
 
-from config.settings import Settings, SettingsError, load_settings
+from config.settings import SERVICE_SECTIONS, Settings, SettingsError, load_settings
 from observability.logs import configure_logging
 
 
@@ -35,12 +35,14 @@ class _State:
 state = _State()
 
 
-def settings(index: Optional[Path] = None) -> Settings:
-    """Effective settings (with --index applied) and logging configured, or exit 2 naming the bad value."""
+def settings(index: Optional[Path] = None, *, service: str | None = None) -> Settings:
+    """Effective settings (with --index applied) and logging configured, or exit 2 naming the bad value.
+
+    ``service``: load only that service's sections (config.settings.SERVICE_SECTIONS)."""
     state.index = index or state.index
     overrides = {"general": {"index_dir": state.index}} if state.index else {}
     try:
-        loaded = load_settings(**overrides)
+        loaded = load_settings(sections=SERVICE_SECTIONS[service] if service else None, **overrides)
     except SettingsError as exc:
         fail(str(exc), code=2)
     configure_logging(loaded.general.log_level, loaded.general.log_format)

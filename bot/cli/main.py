@@ -159,22 +159,52 @@ def similar(text: str = typer.Argument(..., help="A logline or a pasted scene.")
             index: Optional[Path] = INDEX_OPTION) -> None:
     """Find the closest scenes (or scripts) in the library."""
     from bot.cli.runtime import make_searcher
+    from retrieval.index import SceneIndex
+    from retrieval.ingest_status import read_status
 
     wanted = _search_options(mode=mode, filters=filters or [], level=level)
     loaded = settings(index)
     if not text.strip():
         fail("give a logline or a scene to search for")
+    load = read_status(loaded.index_dir)
+    # An empty library is said before the embedder takes seconds to load.
+    if not SceneIndex.exists(loaded.index_dir, catalog_url=loaded.index_catalog_url):
+        _empty_library(loaded.index_dir, load, as_json=as_json)
     searcher = make_searcher(loaded)
+    if searcher.is_empty:
+        _empty_library(loaded.index_dir, load, as_json=as_json)
     hits = searcher.search(text, k=k, mode=mode, filters=wanted, level=level)
-    if not hits and not as_json:
-        if searcher.is_empty:
-            fail(f"nothing found: the index at {loaded.index_dir} is empty; run `writersroom ingest PATH` first")
-        fail("nothing found" + (" among the scripts matching the filters" if wanted else ""))
+    if load is not None and load.unfinished:
+        typer.echo(f"writersroom: {_partial_library(load)}", err=True)
     if as_json:
         typer.echo(json.dumps([hit.as_json() for hit in hits], indent=2, ensure_ascii=False))
         return
+    if not hits:
+        fail("nothing found" + (" among the scripts matching the filters" if wanted else ""))
     for rank, hit in enumerate(hits, 1):
         typer.echo(f"{rank}. {hit.title} — {hit.scene.heading} ({hit.score:.3f})\n   {' '.join(hit.scene.excerpt.split())[:200]}")
+
+
+def _partial_library(load) -> str:
+    if load.loading:
+        return f"the library is still loading ({load.progress()}); results cover those only"
+    return (f"the library stopped loading at {load.files_done} of {load.files_total} scripts; results cover those "
+            "only (`writersroom start` loads the rest)")
+
+
+def _empty_library(index_dir: Path, load, *, as_json: bool) -> None:
+    """Say that there is nothing to search and how to fill the library, then exit: 1, or 0
+    with --json, whose output stays a list (empty)."""
+    if load is not None and load.loading:
+        message = f"nothing to search yet: the library is still loading ({load.progress()}); try again in a minute"
+    else:
+        message = (f"the library is empty: no scripts are indexed at {index_dir}. Add scripts with "
+                   "`writersroom ingest PATH`, or run `writersroom start`, which loads the bundled scripts on first run")
+    if not as_json:
+        fail(message)
+    typer.echo("[]")
+    typer.echo(f"writersroom: {message}", err=True)
+    raise typer.Exit(0)
 
 
 def _search_options(*, mode: str, filters: list[str], level: str) -> dict[str, list[str]]:
@@ -247,7 +277,7 @@ def backend_serve(host: Optional[str] = typer.Option(None, help="Interface to bi
     from backend.serve import serve
 
     try:
-        serve(settings(), host=host, port=port, embeddings_only=embeddings_only)
+        serve(settings(service="backend"), host=host, port=port, embeddings_only=embeddings_only)
     except ProvisionError as exc:
         fail(str(exc))
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.replies import user_mention
 from bot.core.services import CoreServices
+from store import feedback
 from store.db import session_scope
-from store.models import FeedbackEvent, FeedbackKind, User
+from store.models import FeedbackKind
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,7 @@ def _people(ids: tuple[str, ...]) -> str:
 
 
 def read_state(session: Session, *, generation_id: int, quorum: int) -> ApprovalState:
-    query = (
-        select(FeedbackEvent.kind, User.external_id)
-        .join(User, FeedbackEvent.user_id == User.id)
-        .where(FeedbackEvent.generation_id == generation_id)
-        .order_by(FeedbackEvent.created_at, FeedbackEvent.id)
-    )
-    people: dict[FeedbackKind, list[str]] = {kind: [] for kind in FeedbackKind}
-    for kind, user_id in session.execute(query):
-        if user_id not in people[kind]:  # edits may repeat; a person is named once
-            people[kind].append(user_id)
+    people = feedback.people_by_kind(session, generation_id=generation_id)
     return ApprovalState(generation_id, quorum, tuple(people[FeedbackKind.APPROVE]),
                          tuple(people[FeedbackKind.REJECT]), tuple(people[FeedbackKind.EDIT]))
 

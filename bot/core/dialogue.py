@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
+from bot.core.pipeline import check_rate_limit
 from bot.core.replies import (
     Action,
     ActionKind,
@@ -20,10 +21,19 @@ from bot.core.replies import (
 from bot.core.services import CoreServices
 from llm.client import GenerationError
 from retrieval.types import SceneHit
-from screenplay.prompting import DialogueRequest, build_messages, parse_dialogue_request
+from screenplay.prompting import (
+    DialogueRequest,
+    build_messages,
+    follow_up_turns,
+    merged_request,
+    parse_dialogue_request,
+    prompt_text,
+)
 from screenplay.scene_loop import generate_scene, sampling_parameters
-from store import queries
+from store import generations, rooms
 from store.db import session_scope
+
+FOLLOW_UP_TITLE = "Follow-up"
 
 DIALOGUE_ACTIONS = (
     (ActionKind.APPROVE, "Approve"),
@@ -72,16 +82,75 @@ def validate_prompt(text: str, *, limit: int) -> str | None:
     return None
 
 
-async def write_scene(services: CoreServices, invocation: Invocation, *, parent_id: int | None = None) -> Scene:
-    """Retrieve exemplars, generate (validate, repair, retry, copy-check) and record; raises GenerationError."""
-    request = parse_dialogue_request(invocation.text)
-    exemplars = await _exemplars(services, request.situation or invocation.text)
+@dataclass(frozen=True)
+class FollowUp:
+    """A thread follow-up: the scene it continues (and that scene's request) and the direction."""
+
+    parent_prompt: str
+    previous_scene: str
+    direction: str
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """What one scene request amounts to, however it arrived."""
+
+    request: DialogueRequest  # what the model is asked for
+    query: str  # what the library is searched for
+    stored_prompt: str  # what the store keeps, and Regenerate re-runs
+    shown: DialogueRequest  # what the reply's title shows
+    extra_turns: list[dict[str, str]]  # turns after the scene prompt (a follow-up's)
+    extra: dict  # what the store keeps besides the sampling
+    empty: str  # the message for an empty answer
+
+
+def _ask(invocation: Invocation, follow_up: FollowUp | None) -> _Ask:
+    if follow_up is None:
+        request = parse_dialogue_request(invocation.text)
+        return _Ask(request, request.situation or invocation.text, invocation.text, request, [], {},
+                    "The model returned an empty scene. Try Regenerate or rephrase the situation.")
+    request = merged_request(follow_up.parent_prompt, follow_up.direction)
+    note = parse_dialogue_request(follow_up.direction).situation or follow_up.direction
+    # Stored: the scene's situation with this direction, so Regenerate on the follow-up asks
+    # for the same thing from scratch.
+    stored = prompt_text(replace(request, situation=f"{request.situation}. Then: {note}"))
+    return _Ask(request, f"{request.situation} {note}", stored,
+                replace(request, situation=f"{FOLLOW_UP_TITLE}: {follow_up.direction}"),
+                follow_up_turns(follow_up.previous_scene, follow_up.direction), {"follow_up": follow_up.direction},
+                "The model returned an empty scene. Try again or reword the direction.")
+
+
+async def write_scene(services: CoreServices, invocation: Invocation, *, parent_id: int | None = None,
+                      follow_up: FollowUp | None = None) -> Scene:
+    """Retrieve exemplars, generate (validate, repair, retry, copy-check) and record; raises
+    GenerationError, or Refused when the writer is over the rate limit.
+
+    Every scene is written here — /dialogue, Regenerate, and thread follow-ups (``follow_up``:
+    the previous scene and the direction go after the usual prompt) — so the rate limit,
+    the sampling and the prompt are the same for all of them.
+    """
+    check_rate_limit(services, invocation)
+    ask = _ask(invocation, follow_up)
+    exemplars = await _exemplars(services, ask.query)
     model, adapter = await services.model_for(invocation.room_id)
-    messages = scene_messages(services, request, exemplars)
-    return await generate_and_record(
-        services, invocation, request=request, messages=messages, exemplars=exemplars, model=model, adapter=adapter,
-        stored_prompt=invocation.text, parent_id=parent_id,
-        empty="The model returned an empty scene. Try Regenerate or rephrase the situation.")
+    messages = scene_messages(services, ask.request, exemplars) + ask.extra_turns
+    settings = services.settings.generation
+    sampling = sampling_parameters(settings)
+    started = time.perf_counter()
+    result = await generate_scene(services.chat, model=model, request=ask.request, messages=messages,
+                                  sampling=sampling, exemplars=exemplars, search=services.search_if_possible,
+                                  max_attempts=settings.max_attempts, copy_min_words=settings.copy_guard_words)
+    latency_ms = int((time.perf_counter() - started) * 1000)
+    if not result.text:
+        raise GenerationError(ask.empty)
+    chosen_model = result.chosen.model or model
+    generation_id = await asyncio.to_thread(
+        record_scene, services, invocation, prompt=ask.stored_prompt, text=result.text,
+        parameters={**sampling, **result.parameters(), **ask.extra},
+        source_ids=[hit.scene_id for hit in exemplars], model=chosen_model, adapter=adapter, latency_ms=latency_ms,
+        parent_id=parent_id)
+    return Scene(generation_id, result.text, chosen_model, adapter, list(exemplars), latency_ms, ask.shown,
+                 tuple(result.warnings), len(result.attempts), result.chosen.report.valid)
 
 
 def scene_messages(services: CoreServices, request: DialogueRequest,
@@ -89,31 +158,6 @@ def scene_messages(services: CoreServices, request: DialogueRequest,
     """The prompt for ``request``, with the worked example whether or not an adapter serves
     (see build_messages: adapters are trained without it and served with it)."""
     return build_messages(request, list(exemplars), exemplar_chars=services.settings.generation.exemplar_chars)
-
-
-async def generate_and_record(services: CoreServices, invocation: Invocation, *, request: DialogueRequest,
-                              messages: list[dict[str, str]], exemplars: Sequence[SceneHit], model: str,
-                              adapter: str | None, stored_prompt: str, parent_id: int | None, empty: str,
-                              shown: DialogueRequest | None = None, extra: dict | None = None) -> Scene:
-    """The scene loop (generate_scene) with the room's settings, then the scene recorded under
-    ``stored_prompt`` (what Regenerate re-runs); ``empty`` is the message for an empty answer."""
-    settings = services.settings.generation
-    sampling = sampling_parameters(settings)
-    started = time.perf_counter()
-    result = await generate_scene(services.chat, model=model, request=request, messages=messages, sampling=sampling,
-                                  exemplars=exemplars, search=services.search_if_possible,
-                                  max_attempts=settings.max_attempts, copy_min_words=settings.copy_guard_words)
-    latency_ms = int((time.perf_counter() - started) * 1000)
-    if not result.text:
-        raise GenerationError(empty)
-    chosen_model = result.chosen.model or model
-    generation_id = await asyncio.to_thread(
-        record_scene, services, invocation, prompt=stored_prompt, text=result.text,
-        parameters={**sampling, **result.parameters(), **(extra or {})},
-        source_ids=[hit.scene_id for hit in exemplars], model=chosen_model, adapter=adapter, latency_ms=latency_ms,
-        parent_id=parent_id)
-    return Scene(generation_id, result.text, chosen_model, adapter, list(exemplars), latency_ms, shown or request,
-                 tuple(result.warnings), len(result.attempts), result.chosen.report.valid)
 
 
 async def _exemplars(services: CoreServices, query: str) -> list[SceneHit]:
@@ -128,11 +172,11 @@ def record_scene(services: CoreServices, invocation: Invocation, *, prompt: str,
                  parent_id: int | None) -> int:
     """Store a generated scene (a /dialogue, a regeneration or a thread follow-up); its id."""
     with session_scope(services.sessions) as session:
-        room = queries.get_or_create_room(session, platform=invocation.platform, external_id=invocation.room_id,
+        room = rooms.get_or_create_room(session, platform=invocation.platform, external_id=invocation.room_id,
                                           name=invocation.room_name)
-        user = queries.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
+        user = rooms.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
                                           display_name=invocation.user_name)
-        generation = queries.record_generation(
+        generation = generations.record_generation(
             session, room=room, user=user, prompt=prompt, parameters=parameters, retrieved_scene_ids=source_ids,
             output=text, model=model, adapter=adapter, latency_ms=latency_ms, thread_ref=invocation.thread_id,
             parent_id=parent_id,

@@ -8,7 +8,7 @@ import logging
 
 from bot.core.approval import read_state
 from bot.core.dialogue import scene_reply, write_scene
-from bot.core.ratelimit_reply import rate_limited
+from bot.core.pipeline import serve
 from bot.core.replies import (
     ActionKind,
     Invocation,
@@ -20,8 +20,8 @@ from bot.core.replies import (
 from bot.core.services import CoreServices
 from llm.client import GenerationError
 from observability import metrics
-from observability.request_id import request_scope
-from store import queries
+from store import feedback as feedback_store
+from store import generations, rooms
 from store.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,16 @@ _VERBS = {ActionKind.APPROVE: "approved", ActionKind.REJECT: "rejected", ActionK
 
 async def record(services: CoreServices, invocation: Invocation, *, generation_id: int, kind: ActionKind,
                  edited_text: str | None = None) -> Reply:
-    """Record one click (under a request id of its own: a regenerate calls the backend)."""
-    with request_scope():
+    """Record one click or edit through the pipeline (request id, allowlist, metrics, errors)."""
+
+    async def work() -> Reply:
         reply = await _record(services, invocation, generation_id=generation_id, kind=kind, edited_text=edited_text)
         log.info("%s on generation %d by %s:%s: %s", kind.value, generation_id, invocation.platform,
                  invocation.user_id, "refused" if reply.is_error else "recorded")
         _count(services, invocation, kind, reply)
         return reply
+
+    return await serve(services, invocation, kind.value, work)
 
 
 def _count(services: CoreServices, invocation: Invocation, kind: ActionKind, reply: Reply) -> None:
@@ -79,26 +82,23 @@ async def _record(services: CoreServices, invocation: Invocation, *, generation_
 def _store_feedback(services: CoreServices, invocation: Invocation, generation_id: int, kind: ActionKind,
                     edited_text: str | None):
     with session_scope(services.sessions) as session:
-        if queries.get_generation(session, generation_id=generation_id) is None:
+        if generations.get_generation(session, generation_id=generation_id) is None:
             raise LookupError(generation_id)
-        user = queries.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
+        user = rooms.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
                                           display_name=invocation.user_name)
-        _, created = queries.record_feedback(session, generation_id=generation_id, user=user, kind=kind.value,
+        _, created = feedback_store.record_feedback(session, generation_id=generation_id, user=user, kind=kind.value,
                                              edited_text=edited_text, delivery_id=invocation.delivery_id)
         if kind is ActionKind.EDIT:
             # An edit is submitted as "edited and approved"; the store counts only approvals as approvals.
             delivery = f"{invocation.delivery_id}:approve" if invocation.delivery_id else None
-            queries.record_feedback(session, generation_id=generation_id, user=user, kind=ActionKind.APPROVE.value,
+            feedback_store.record_feedback(session, generation_id=generation_id, user=user, kind=ActionKind.APPROVE.value,
                                     delivery_id=delivery)
         session.flush()
         approval = read_state(session, generation_id=generation_id, quorum=services.policy.quorum)
-        return queries.feedback_summary(session, generation_id=generation_id), created, approval
+        return feedback_store.feedback_summary(session, generation_id=generation_id), created, approval
 
 
 async def regenerate(services: CoreServices, invocation: Invocation, *, generation_id: int) -> Reply:
-    limited = rate_limited(services, invocation)
-    if limited:
-        return limited
     prompt = await asyncio.to_thread(_prompt_of, services, generation_id)
     if prompt is None:
         return error_reply("Regenerate", f"Generation {generation_id} does not exist.")
@@ -114,5 +114,5 @@ async def regenerate(services: CoreServices, invocation: Invocation, *, generati
 
 def _prompt_of(services: CoreServices, generation_id: int) -> str | None:
     with session_scope(services.sessions) as session:
-        generation = queries.get_generation(session, generation_id=generation_id)
+        generation = generations.get_generation(session, generation_id=generation_id)
         return generation.prompt if generation else None

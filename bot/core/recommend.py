@@ -7,9 +7,9 @@ nothing here trains). There is no separate "useful" mark on search results yet:
 approvals are the only signal. A later "useful" button on /similar results could add
 its scenes to ``RoomHistory.liked`` without changing anything else.
 
-The store reads are written here (keyword-only, taking a Session) and the ranking is
-``retrieval.recommend``, imported when a recommendation is computed, so loading the
-command table pulls in no numpy or index code.
+The store reads are ``store.feedback.approved_generation_ids`` and
+``store.generations.cited_scenes``; the ranking is ``retrieval.recommend``, imported when
+a recommendation is computed, so loading the command table pulls in no numpy or index code.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.core.replies import (
@@ -29,8 +28,9 @@ from bot.core.replies import (
     error_reply,
 )
 from bot.core.services import CoreServices
+from store import feedback, generations, rooms
 from store.db import session_scope
-from store.models import FeedbackEvent, FeedbackKind, Generation, Platform, Room
+from store.models import Room
 
 DEFAULT_K = 5
 MAX_K = 20
@@ -61,53 +61,19 @@ class RoomHistory:
     seen: frozenset[str] = field(default_factory=frozenset)
 
 
-# --- store reads ---------------------------------------------------------------------------
-
-
-def find_room(session: Session, *, platform: str, external_id: str) -> Room | None:
-    """The room for (platform, external_id), or None if it never used the bot (nothing is created)."""
-    try:
-        platform_ = Platform(platform)
-    except ValueError:
-        return None
-    query = select(Room).where(Room.platform == platform_, Room.external_id == external_id)
-    return session.scalars(query).one_or_none()
-
-
-def rooms_named(session: Session, *, name: str, platform: str | None = None) -> list[Room]:
-    """Rooms a person may mean by ``name``: its external id, its display name, or "platform/external_id"."""
-    query = select(Room)
-    if platform:
-        query = query.where(Room.platform == Platform(platform))
-    rooms = list(session.scalars(query.order_by(Room.id)))
-    exact = [room for room in rooms if f"{room.platform.value}/{room.external_id}" == name]
-    return exact or [room for room in rooms if name in (room.external_id, room.name)]
+# --- the room's history -------------------------------------------------------------------
 
 
 def room_history(session: Session, *, room: Room) -> RoomHistory:
-    approvals = func.coalesce(func.sum(case((FeedbackEvent.kind == FeedbackKind.APPROVE, 1), else_=0)), 0)
-    rejections = func.coalesce(func.sum(case((FeedbackEvent.kind == FeedbackKind.REJECT, 1), else_=0)), 0)
-    approved_ids = (
-        select(FeedbackEvent.generation_id)
-        .join(Generation, Generation.id == FeedbackEvent.generation_id)
-        .where(Generation.room_id == room.id, or_(FeedbackEvent.kind == FeedbackKind.APPROVE,
-                                                  FeedbackEvent.kind == FeedbackKind.REJECT))
-        .group_by(FeedbackEvent.generation_id)
-        .having(approvals > 0, approvals > rejections)
-    )
-    approved = set(session.scalars(approved_ids))
-    rows = session.execute(
-        select(Generation.id, Generation.retrieved_scene_ids)
-        .where(Generation.room_id == room.id)
-        .order_by(Generation.created_at.desc(), Generation.id.desc())
-    ).all()
+    """What the store says of the room's taste (see the module doc)."""
+    approved = feedback.approved_generation_ids(session, room=room)
     liked: dict[str, int] = {}
     seen: set[str] = set()
-    for generation_id, scene_ids in rows:
-        for scene_id in scene_ids or ():
+    for generation_id, scene_ids in generations.cited_scenes(session, room=room):
+        for scene_id in scene_ids:
             seen.add(scene_id)
             if generation_id in approved:
-                liked.setdefault(_scene_key(scene_id), generation_id)  # rows are newest first
+                liked.setdefault(_scene_key(scene_id), generation_id)  # newest first
     return RoomHistory(approved_generations=len(approved), liked=tuple(liked.items()), seen=frozenset(seen))
 
 
@@ -177,7 +143,7 @@ async def recommend(services: CoreServices, invocation: Invocation) -> Reply:
     if k is None:
         return error_reply("/recommend", f"Usage: `{USAGE}`: a number from 1 to {MAX_K}, or nothing.")
     with session_scope(services.sessions) as session:
-        room = find_room(session, platform=invocation.platform, external_id=invocation.room_id)
+        room = rooms.find_room(session, platform=invocation.platform, external_id=invocation.room_id)
         history = room_history(session, room=room) if room is not None else RoomHistory()
     if not history.approved_generations or not history.liked:
         return reply_for(history, None)

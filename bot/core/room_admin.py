@@ -12,7 +12,7 @@ from bot.core.adapters import AdapterError
 from bot.core.replies import Invocation, Reply, Section, SectionKind, error_reply
 from bot.core.services import CoreServices
 from llm.client import GenerationError
-from store import queries
+from store import feedback, rooms, training_runs
 from store.db import session_scope
 
 USAGE = "/room help | status | model | consent on|off | retrain | rollback"
@@ -49,9 +49,9 @@ async def _status(services: CoreServices, invocation: Invocation, _: str) -> Rep
 
 def _room_stats(services: CoreServices, invocation: Invocation) -> dict[str, int]:
     with session_scope(services.sessions) as session:
-        room = queries.get_or_create_room(session, platform=invocation.platform, external_id=invocation.room_id,
-                                          name=invocation.room_name)
-        return queries.room_stats(session, room=room)
+        room = rooms.get_or_create_room(session, platform=invocation.platform, external_id=invocation.room_id,
+                                        name=invocation.room_name)
+        return feedback.room_stats(session, room=room)
 
 
 async def _model(services: CoreServices, invocation: Invocation, _: str) -> Reply:
@@ -78,9 +78,9 @@ async def _consent(services: CoreServices, invocation: Invocation, choice: str) 
 
 def _set_consent(services: CoreServices, invocation: Invocation, consent: bool) -> None:
     with session_scope(services.sessions) as session:
-        user = queries.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
-                                          display_name=invocation.user_name)
-        queries.set_training_consent(session, user=user, consent=consent)
+        user = rooms.get_or_create_user(session, platform=invocation.platform, external_id=invocation.user_id,
+                                        display_name=invocation.user_name)
+        rooms.set_training_consent(session, user=user, consent=consent)
 
 
 def _admins_only(action):
@@ -108,10 +108,10 @@ async def _retrain(services: CoreServices, invocation: Invocation, _: str) -> Re
 
 def _queue_retrain(services: CoreServices, invocation: Invocation) -> tuple[int | None, int | None]:
     with session_scope(services.sessions) as session:
-        pending = queries.pending_training_request(session)
+        pending = training_runs.pending_training_request(session)
         if pending is not None:
             return None, pending.id
-        request = queries.request_training_run(
+        request = training_runs.request_training_run(
             session, note=f"requested by {invocation.user_name or invocation.user_id} in {invocation.room_id}")
         return request.id, None
 

@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.commands import dispatch
-from bot.discord.invocation import invocation_from, safely
+from bot.discord.invocation import invocation_from
 from bot.discord.views import send_reply
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class WritersRoomCog(commands.Cog, name="writersroom"):
 
     async def _run(self, interaction: discord.Interaction, command: str, text: str) -> None:
         await interaction.response.defer(thinking=True)
-        reply = await safely(dispatch(self.services, command, invocation_from(interaction, text)))
+        reply = await dispatch(self.services, command, invocation_from(interaction, text))
         await send_reply(interaction, reply)
 
     @app_commands.command(name="dialogue", description="Write a scene in screenplay format, grounded in the library")

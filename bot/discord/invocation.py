@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Awaitable
 
 import discord
 
-from bot.core.replies import Invocation, Reply, error_reply
+from bot.core.replies import Invocation
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +61,3 @@ def invocation_from(interaction: discord.Interaction, text: str) -> Invocation:
         delivery_id=str(interaction.id),
         roles=role_ids(user),
     )
-
-
-async def safely(call: Awaitable[Reply]) -> Reply:
-    """Any failure becomes an error reply: a deferred interaction must always get its followup."""
-    try:
-        return await call
-    except Exception as exc:  # noqa: BLE001 - shown to the writer, logged in full
-        log.exception("command failed")
-        return error_reply("Something went wrong", f"{type(exc).__name__}: {exc}"[:500])

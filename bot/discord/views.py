@@ -20,7 +20,7 @@ import discord
 from bot.core import feedback
 from bot.core.approval import current_state
 from bot.core.replies import ActionKind, Reply
-from bot.discord.invocation import in_dm, invocation_from, safely
+from bot.discord.invocation import in_dm, invocation_from
 from bot.discord.render import (
     SCENE_FILENAME,
     render_reply,
@@ -80,8 +80,8 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_
         services = _services(interaction)
         if self.kind is ActionKind.REGENERATE:  # anyone may ask for another take
             await interaction.response.defer(thinking=True)
-            reply = await safely(feedback.record(services, invocation_from(interaction, ""),
-                                                  generation_id=self.generation_id, kind=self.kind))
+            reply = await feedback.record(services, invocation_from(interaction, ""),
+                                          generation_id=self.generation_id, kind=self.kind)
             await send_reply(interaction, reply)
             return
         refusal = feedback_refusal(interaction, services)
@@ -93,8 +93,8 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_
             return
         # The answer is the scene's own message, updated with the room's state (type 6).
         await interaction.response.defer()
-        reply = await safely(feedback.record(services, invocation_from(interaction, ""),
-                                              generation_id=self.generation_id, kind=self.kind))
+        reply = await feedback.record(services, invocation_from(interaction, ""),
+                                      generation_id=self.generation_id, kind=self.kind)
         await show_outcome(interaction, services, reply, self.generation_id)
 
     async def _open_editor(self, interaction: discord.Interaction, services: "CoreServices") -> None:
@@ -127,9 +127,9 @@ class EditModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         # Opened from the scene's button, so the submission carries that message: update it (type 6).
         await interaction.response.defer(thinking=interaction.message is None, ephemeral=True)
-        reply = await safely(feedback.record(self.services, invocation_from(interaction, ""),
-                                              generation_id=self.generation_id, kind=ActionKind.EDIT,
-                                              edited_text=self.scene.value))
+        reply = await feedback.record(self.services, invocation_from(interaction, ""),
+                                      generation_id=self.generation_id, kind=ActionKind.EDIT,
+                                      edited_text=self.scene.value)
         await show_outcome(interaction, self.services, reply, self.generation_id)
 
 

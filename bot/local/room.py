@@ -8,13 +8,15 @@ Type `/dialogue …` or `/similar …`; then `/approve`, `/reject`, `/regenerate
 
 from __future__ import annotations
 
+import asyncio
 import getpass
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from bot.core.commands import COMMANDS, dispatch
 from bot.core.feedback import record
 from bot.core.replies import ActionKind, Invocation, Reply, error_reply
 from bot.core.services import CoreServices
+from bot.local.console import Console
 from bot.local.render import render_text
 
 ROOM_ID = "local:terminal"
@@ -50,35 +52,42 @@ class LocalRoom:
         target = int(argument) if argument.isdigit() else self.last_generation
         if target is None:
             return error_reply(f"/{kind.value}", "No scene yet: write one with /dialogue first.")
-        edited = "\n".join(read_more()) if kind is ActionKind.EDIT else None
+        # Typing the edited scene takes minutes: read it in a worker, never on the event loop.
+        edited = await asyncio.to_thread(lambda: "\n".join(read_more())) if kind is ActionKind.EDIT else None
         reply = await record(self.services, self.invocation(""), generation_id=target, kind=kind, edited_text=edited)
         if reply.generation_id is not None and kind is ActionKind.REGENERATE:
             self.last_generation = reply.generation_id
         return reply
 
 
-def _read_edit() -> Iterable[str]:
-    print(f"Type the edited scene; end with a line holding only '{EDIT_END}'.")
-    while (line := input()) != EDIT_END:
-        yield line
+def _read_edit(console: Console) -> Callable[[], Iterable[str]]:
+    def lines() -> Iterable[str]:
+        console.show(f"Type the edited scene; end with a line holding only '{EDIT_END}'.")
+        while (line := console.read_line()) != EDIT_END:
+            yield line
+
+    return lines
 
 
-async def run_room(services: CoreServices) -> None:
-    """The interactive loop (stdin/stdout)."""
-    import asyncio
-
+async def run_room(services: CoreServices, *, console: Console | None = None,
+                   on_open: Callable[[Console], None] | None = None) -> None:
+    """The interactive loop (stdin/stdout). ``on_open`` runs once the room is open, with the
+    console that notices from elsewhere (the library loading beside the room) go to."""
+    console = console or Console()
     room = LocalRoom(services)
     names = ", ".join(f"/{name}" for name in COMMANDS)
-    print(f"writersroom local room. Commands: {names}, /approve, /reject, /regenerate, /edit, /quit")
+    console.show(f"writersroom local room. Commands: {names}, /approve, /reject, /regenerate, /edit, /quit")
+    if on_open is not None:
+        on_open(console)
     while True:
         try:
-            line = await asyncio.to_thread(input, "> ")
+            line = await asyncio.to_thread(console.read_line)
         except EOFError:
             break
         if line.strip() in ("/quit", "/exit"):
             break
         if line.strip().lower().startswith("/dialogue") or line.strip().lower().startswith("/regenerate"):
-            print("writing the scene …")
-        reply = await room.handle(line, read_more=_read_edit)
+            console.show("writing the scene …")
+        reply = await room.handle(line, read_more=_read_edit(console))
         if reply is not None:
-            print(render_text(reply), flush=True)
+            console.show(render_text(reply))

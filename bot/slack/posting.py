@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.followup import remember_post
-from bot.core.replies import Invocation, Reply, error_reply
+from bot.core.replies import Invocation, Reply
 from bot.core.services import CoreServices
 from bot.slack.blocks import Rendered, render_reply, screenplay_chunks
 
@@ -70,24 +70,6 @@ def logged(listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[
             raise
 
     return run
-
-
-async def run_core(call: Awaitable[Reply], *, title: str) -> Reply:
-    """Await a core call; anything it raises becomes an error reply the writer can read."""
-    try:
-        return await call
-    except Exception as exc:  # the listener must answer whatever went wrong below it
-        log.exception("%s failed", title)
-        return error_reply(title, _explain(exc, title))
-
-
-def _explain(exc: Exception, title: str) -> str:
-    # httpx is the core's transport; naming its failures helps the room more than a class name.
-    kind = type(exc).__name__
-    if "Connect" in kind or "Timeout" in kind or "Transport" in kind:
-        return (f"{title} failed: the generation backend could not be reached ({kind}). "
-                "Check that it is running, then try again.")
-    return f"{title} failed unexpectedly ({kind}). The details are in the bot's log; try again shortly."
 
 
 async def post_reply(client: AsyncWebClient, reply: Reply, *, channel: str, thread_ts: str | None = None,

@@ -56,6 +56,12 @@ COPY backend backend
 COPY retrieval retrieval
 COPY training training
 COPY config config
+COPY screenplay screenplay
+COPY llm llm
+COPY store store
+COPY registry registry
+COPY observability observability
+COPY files files
 COPY deploy/accelerate deploy/accelerate
 # Editable: settings and the prompt template are read from config/ beside the packages, which a wheel lacks.
 # The models are fetched as root into private temporary directories: open them to the runtime user.

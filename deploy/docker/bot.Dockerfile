@@ -34,6 +34,12 @@ COPY backend backend
 COPY retrieval retrieval
 COPY training training
 COPY config config
+COPY screenplay screenplay
+COPY llm llm
+COPY store store
+COPY registry registry
+COPY observability observability
+COPY files files
 # Editable: settings and the prompt template are read from config/ beside the packages, which a wheel lacks.
 RUN pip install -c deploy/constraints.txt -e .
 

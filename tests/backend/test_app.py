@@ -10,8 +10,9 @@ import httpx
 import openai
 import pytest
 
-from backend.app import MAX_TOKENS_CAP, create_app
+from backend.app import create_app
 from backend.generator import ChatGenerator
+from backend.requests import MAX_TOKENS_CAP
 from emulators.servers import serve_asgi
 from tests.support.model_faults import ModelFaults
 
@@ -182,11 +183,11 @@ def test_a_request_past_its_timeout_is_504(faulty):
     app = create_app(generator, request_timeout_s=0.5)
     try:
         with serve_asgi(app) as url:
-            started = time.monotonic()
+            # The forward pass is held until `finally`, so a 504 now can only come from the timeout
+            # (no wall-clock bound: a busy machine may take longer than 0.5 s to say so).
             response = post(url)
             assert response.status_code == 504
             assert response.json()["error"]["code"] == "timeout"
-            assert time.monotonic() - started < 5
     finally:
         faults.release()
     deadline = time.monotonic() + 10

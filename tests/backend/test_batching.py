@@ -4,6 +4,8 @@ limits, cancellation, failures; and once on the real SmolLM2 (integration)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
 from contextlib import contextmanager
 
 import pytest
@@ -152,7 +154,9 @@ def test_concurrent_requests_with_their_own_settings_share_forward_batches(tiny_
               for i in range(8)]
 
     async def scenario():
-        with running(tiny_generator, batch_wait_ms=300) as scheduler:
+        # The batch closes once all 8 are in (max_batch), not when a 300 ms window that a busy
+        # machine could let pass between two submissions runs out.
+        with running(tiny_generator, max_batch=8, batch_wait_ms=30_000) as scheduler:
             tickets = [ask(scheduler, text, p) for text, p in zip(PROMPTS, params)]
             return scheduler, await gather_results(tickets)
 
@@ -170,7 +174,8 @@ def test_a_seed_gives_the_same_text_whoever_shares_the_batch(tiny_generator):
     mine = SamplingParams(max_tokens=16, temperature=1.0, top_p=0.95, repetition_penalty=1.15, seed=1234)
 
     async def scenario(neighbours: int):
-        with running(tiny_generator, batch_wait_ms=200) as scheduler:
+        # One batch by construction: it closes when the last neighbour is in, not after 200 ms.
+        with running(tiny_generator, max_batch=1 + neighbours, batch_wait_ms=30_000) as scheduler:
             tickets = [ask(scheduler, "Scene: a detective corners her partner.", mine)]
             tickets += [ask(scheduler, PROMPTS[i], SamplingParams(max_tokens=8 + i, temperature=0.9, seed=i))
                         for i in range(neighbours)]
@@ -182,21 +187,35 @@ def test_a_seed_gives_the_same_text_whoever_shares_the_batch(tiny_generator):
 
 
 def test_a_late_request_joins_the_running_batch(fresh_generator):
-    faults = ModelFaults(fresh_generator.model)
-    faults.delay_s = 0.01
     late = SamplingParams(max_tokens=6, temperature=0.8, seed=9)
     expected = fresh_generator.generate(chat("COLE"), late).text
+    # The first request's fourth forward pass (its third decode step) waits until the second
+    # has been submitted, so the first is still running when it comes, however slow the
+    # machine (this used to race a 10 ms-per-step first request with a 5 ms polling loop).
+    passes, held, go_on = itertools.count(), threading.Event(), threading.Event()
+
+    def hold_the_fourth_pass(module, args):
+        if next(passes) == 3:
+            held.set()
+            go_on.wait(30)
+
+    hook = fresh_generator.model.register_forward_pre_hook(hold_the_fourth_pass)
 
     async def scenario():
         with running(fresh_generator, batch_wait_ms=0) as scheduler:
-            first = ask(scheduler, "MAYA", SamplingParams(max_tokens=40, temperature=0.8, seed=1))
-            while scheduler.stats.decode_steps < 3:
-                await asyncio.sleep(0.005)
-            second = ask(scheduler, "COLE", late)
+            try:
+                first = ask(scheduler, "MAYA", SamplingParams(max_tokens=40, temperature=0.8, seed=1))
+                assert await asyncio.to_thread(held.wait, 30)
+                second = ask(scheduler, "COLE", late)
+            finally:
+                go_on.set()
             results = await gather_results([first, second])
             return scheduler.stats, results
 
-    stats, results = asyncio.run(scenario())
+    try:
+        stats, results = asyncio.run(scenario())
+    finally:
+        hook.remove()
     assert stats.prefill_batches == 2 and stats.largest_batch == 2
     assert results[1].text == expected
 
@@ -269,28 +288,39 @@ def test_a_cancelled_request_leaves_the_batch_at_the_next_step(fresh_generator):
 
 def test_a_crash_in_one_batch_fails_only_its_requests(fresh_generator):
     faults = ModelFaults(fresh_generator.model)
+    passes = itertools.count()
+
+    def fail_the_third_pass(module, args):
+        if next(passes) == 2:
+            raise RuntimeError("CUDA error: device-side assert triggered")
 
     async def scenario():
-        with running(fresh_generator, batch_wait_ms=200) as scheduler:
+        # The doomed pair shares one prefill by construction: the batch closes once both are in
+        # (max_batch=2), not when a 200 ms window that a busy machine could miss runs out.
+        with running(fresh_generator, max_batch=2, batch_wait_ms=30_000) as scheduler:
             faults.fail_next(1)
             doomed = [ask(scheduler, text, SamplingParams(max_tokens=4)) for text in PROMPTS[:2]]
             outcomes = await asyncio.gather(*(ticket.wait() for ticket in doomed), return_exceptions=True)
             assert all(isinstance(outcome, GenerationFailedError) for outcome in outcomes)
-            # A failure in a decode step (not the prefill) also fails its rows only.
-            faults.delay_s = 0.02  # slow enough that the fault lands while the victim still decodes
-            victim = ask(scheduler, "MAYA", SamplingParams(max_tokens=50, temperature=0.0))
-            while scheduler.stats.decode_steps < 2:
-                await asyncio.sleep(0.005)
-            faults.fail_next(1)
-            with pytest.raises(GenerationFailedError):
-                await victim.wait()
-            faults.delay_s = 0.0
+            prefill_crash = scheduler.stats
+        # A failure in a decode step (not the prefill) also fails its rows only: the victim's
+        # third forward pass (its second decode step) fails, wherever the test's own thread is
+        # by then (this used to race a polling loop against 20 ms steps).
+        with running(fresh_generator, batch_wait_ms=0) as scheduler:
+            hook = fresh_generator.model.register_forward_pre_hook(fail_the_third_pass)
+            try:
+                victim = ask(scheduler, "MAYA", SamplingParams(max_tokens=50, temperature=0.0))
+                with pytest.raises(GenerationFailedError):
+                    await victim.wait()
+            finally:
+                hook.remove()
             after = await ask(scheduler, "COLE", SamplingParams(max_tokens=4)).wait()
-            return scheduler.stats, after
+            return prefill_crash, scheduler.stats, after
 
-    stats, after = asyncio.run(scenario())
+    prefill_crash, decode_crash, after = asyncio.run(scenario())
     assert after.completion_tokens > 0
-    assert (stats.failed, stats.completed) == (3, 1)
+    assert (prefill_crash.failed, prefill_crash.completed) == (2, 0)
+    assert (decode_crash.failed, decode_crash.completed) == (1, 1)
 
 
 def test_streamed_pieces_add_up_to_the_whole_text(tiny_generator):

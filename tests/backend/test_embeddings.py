@@ -4,7 +4,6 @@ a real socket, on the tiny embedder the retrieval tests use."""
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -157,32 +156,41 @@ def test_embeddings_only_backend(embeddings_only, served, local):
 
 
 class _Slow:
-    """A stand-in embedder whose encode takes a while and counts how many run at once."""
+    """A stand-in embedder whose encode waits until `finish` is set (set from the start unless
+    held) and counts how many run at once."""
 
     model_id, dim = "slow:0", 4
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds, self.running, self.most = seconds, 0, 0
+    def __init__(self, *, held: bool = False) -> None:
+        self.running, self.most = 0, 0
+        self.entered, self.finish = threading.Event(), threading.Event()  # an encode began; encodes may end
+        if not held:
+            self.finish.set()
         self._lock = threading.Lock()
 
     def encode(self, texts, *, progress=False):
         with self._lock:
             self.running += 1
             self.most = max(self.most, self.running)
-        time.sleep(self.seconds)
+        self.entered.set()
+        self.finish.wait(60)
         with self._lock:
             self.running -= 1
         return np.tile(np.array([1, 0, 0, 0], np.float32), (len(texts), 1))
 
 
 def test_encoding_leaves_the_server_responsive_and_runs_one_at_a_time():
-    slow = _Slow(1.0)
+    # Encodes held until the health check is answered: it cannot have waited behind them,
+    # whatever the machine's speed (this used to time the check against encodes sleeping 1 s).
+    slow = _Slow(held=True)
     with serve_asgi(create_embeddings_app(slow)) as url, ThreadPoolExecutor(3) as pool:
-        pending = [pool.submit(client(url).embeddings.create, model="slow:0", input="x") for _ in range(3)]
-        time.sleep(0.2)
-        started = time.perf_counter()
-        assert httpx.get(f"{url}/health").status_code == 200
-        assert time.perf_counter() - started < 0.5  # not stuck behind ~2.8 s of encodes
+        try:
+            pending = [pool.submit(client(url).embeddings.create, model="slow:0", input="x") for _ in range(3)]
+            assert slow.entered.wait(30)
+            assert httpx.get(f"{url}/health", timeout=30).status_code == 200
+            assert slow.running == 1  # answered while an encode was still running
+        finally:
+            slow.finish.set()
         assert all(future.result().model == "slow:0" for future in pending)
     assert slow.most == 1
 
@@ -193,7 +201,7 @@ class _Broken(_Slow):
 
 
 def test_a_failed_encode_is_500_for_that_request_only():
-    with serve_asgi(create_embeddings_app(_Broken(0))) as url:
+    with serve_asgi(create_embeddings_app(_Broken())) as url:
         response = httpx.post(f"{url}/v1/embeddings", json={"model": "slow:0", "input": "x"})
         assert response.status_code == 500
         assert response.json()["error"]["type"] == "server_error"

@@ -25,13 +25,13 @@ from bot.cli.main import app
 from bot.core.commands import dispatch
 from bot.core.replies import Invocation
 from config.settings import REPO_ROOT
+from emulators.core_services import make_core_services
 from emulators.servers import free_port
 from emulators.vllm import FakeVllm
 from emulators.vllm_lora_format import write_lora_adapter
 from registry import versions as reg
-from store import queries
+from store import generations
 from store.db import session_scope
-from tests.support.core_services import make_core_services
 
 BASE = "smollm2"
 OLD, NEW = "v20261201-0412-ab12", "r0002-cafe1234"
@@ -244,6 +244,8 @@ def test_dialogue_uses_the_promoted_version_once_vllm_lists_it(tmp_path: Path) -
     adapters = tmp_path / "adapters"  # make_core_services puts HOME at tmp_path
     with FakeVllm(base_name=BASE, mounts={ROOT: adapters}) as vllm:
         services = make_core_services(tmp_path, vllm.url)  # the real ChatClient, over loopback HTTP
+        now = [0.0]
+        services.clock = lambda: now[0]  # the bot asks vLLM for its models once per adapter_poll_s
         assert services.settings.adapter_dir == adapters
         publish(adapters, OLD)
         reg.promote(adapters, OLD)
@@ -257,6 +259,7 @@ def test_dialogue_uses_the_promoted_version_once_vllm_lists_it(tmp_path: Path) -
 
         assert sync_once(VllmClient(vllm.url), adapters, adapter_root=ROOT).loaded == [OLD]
         sent = len(vllm.requests)
+        now[0] += services.settings.backend.adapter_poll_s  # within the poll interval the bot sees it
         after = asyncio.run(dispatch(services, "dialogue", ask(prompt)))
 
     assert not after.is_error, after
@@ -266,5 +269,5 @@ def test_dialogue_uses_the_promoted_version_once_vllm_lists_it(tmp_path: Path) -
     assert {body["model"] for body in vllm.requests[sent:]} == {OLD}
     assert vllm.requests[-1]["continue_final_message"] is True  # vLLM continued the opened scene
     with session_scope(services.sessions) as session:
-        generation = queries.get_generation(session, generation_id=after.generation_id)
+        generation = generations.get_generation(session, generation_id=after.generation_id)
         assert generation.model == OLD and generation.adapter == OLD

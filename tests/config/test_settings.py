@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -96,3 +95,33 @@ def test_cli_stops_with_one_message_on_a_bad_value(monkeypatch):
 def test_readme_settings_table_is_current():
     readme = (REPO_ROOT / "README.md").read_text()
     assert settings_table() in readme, "regenerate with `writersroom config table` and paste into README.md"
+
+
+def test_the_settings_file_is_read_once_for_all_sections(tmp_path, monkeypatch):
+    import config.settings as settings_module
+
+    config = tmp_path / "room.toml"
+    config.write_text("[generation]\ntemperature = 0.5\n[room]\nquorum = 2\n")
+    monkeypatch.setenv("WRITERSROOM_CONFIG", str(config))
+    reads = []
+    real = settings_module.read_config_document
+    monkeypatch.setattr(settings_module, "read_config_document", lambda: reads.append(1) or real())
+    loaded = load_settings()
+    assert loaded.generation.temperature == 0.5 and loaded.room.quorum == 2
+    assert len(reads) == 1  # ten sections, one read
+
+
+def test_a_service_loads_only_its_sections_and_ignores_the_others(tmp_path, monkeypatch):
+    from config.settings import SERVICE_SECTIONS
+
+    config = tmp_path / "bad-bot-sections.toml"
+    config.write_text("[room]\nquorum = 0\n[backend]\nport = 9099\n")  # a broken bot setting
+    monkeypatch.setenv("WRITERSROOM_CONFIG", str(config))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-real-looking-token-1")
+    with pytest.raises(SettingsError, match="quorum"):
+        load_settings()  # the bot refuses to start
+    backend = load_settings(sections=SERVICE_SECTIONS["backend"])  # the backend does not care
+    assert backend.backend.port == 9099
+    with pytest.raises(AttributeError, match=r"\[slack\] was not loaded"):
+        backend.slack  # nor does it hold the bot's secrets
+    assert "slack" not in backend.as_masked_dict()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
-from observability import metrics
+from observability import metrics, ops_server
 from observability.ops_server import LoopHeartbeat, OpsServer
 
 
@@ -71,9 +71,13 @@ def test_metrics_are_prometheus_text_with_the_bot_counters(serve):
     assert httpx.get(f"{url}/nope").status_code == 404
 
 
-def test_a_stalled_event_loop_fails_liveness():
+def test_a_stalled_event_loop_fails_liveness(monkeypatch):
+    # The heartbeat's clock is moved by hand: with real time, a busy machine could let 0.05 s
+    # pass between constructing it and the first check.
+    now = [100.0]
+    monkeypatch.setattr(ops_server, "time", SimpleNamespace(monotonic=lambda: now[0]))
     heartbeat = LoopHeartbeat(every_s=0.01, stale_after_s=0.05)
     assert "turned" in heartbeat.check()
-    time.sleep(0.1)  # never started: as good as a loop that stopped turning
+    now[0] += 0.1  # never started: as good as a loop that stopped turning
     with pytest.raises(RuntimeError, match="has not turned"):
         heartbeat.check()

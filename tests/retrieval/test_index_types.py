@@ -3,8 +3,6 @@ against exact search on a library big enough for approximation to matter."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -75,10 +73,10 @@ def test_hnsw_and_ivfpq_recall_at_10_against_flat_on_20k_vectors(tmp_path):
         return [index._nearest(q[None, :], 10)[1] for q in queries]
 
     exact = top10()
-    started = time.perf_counter()
+    # Recall only: how long builds take is benchmarks/index_scaling.py's to measure (a wall-clock
+    # budget here depended on the machine's load and proved nothing about the index).
     for kind in ("hnsw", "ivfpq"):
         index.rebuild(kind)
         found = top10()
         recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
         assert recall >= 0.95, f"{kind}: recall@10 {recall:.3f}"
-    assert time.perf_counter() - started < 30  # builds included; the budget is ~15 s on an idle machine

@@ -9,7 +9,6 @@ from retrieval.document import (
     CENTERED,
     CHARACTER,
     DIALOGUE,
-    HEADING,
     PARENTHETICAL,
     TRANSITION,
 )

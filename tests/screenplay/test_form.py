@@ -229,10 +229,10 @@ def test_an_invalid_first_answer_is_retried_and_the_valid_second_returned(tmp_pa
 
     from bot.core.commands import dispatch
     from bot.core.replies import Invocation
+    from emulators.core_services import make_core_services
     from emulators.openai_backend import FakeBackend
-    from store import queries
+    from store import generations
     from store.db import session_scope
-    from tests.support.core_services import make_core_services
 
     prose = "She looked at him. He said nothing, and the rain kept falling on the alley."
     valid = "EXT. ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nCOLE\nI kept you alive."
@@ -244,7 +244,7 @@ def test_an_invalid_first_answer_is_retried_and_the_valid_second_returned(tmp_pa
     assert len(backend.requests) == 2 and backend.requests[0]["seed"] + 1 == backend.requests[1]["seed"]
     assert reply.sections[0].body == valid and len(reply.sections) == 1
     with session_scope(services.sessions) as session:
-        parameters = queries.get_generation(session, generation_id=reply.generation_id).parameters
+        parameters = generations.get_generation(session, generation_id=reply.generation_id).parameters
     assert parameters["attempts"] == 2 and parameters["validation"]["valid"]
     assert parameters["attempt_log"][0]["valid"] is False
 
@@ -254,9 +254,9 @@ def test_never_valid_answers_stop_after_max_attempts_with_a_visible_warning(tmp_
 
     from bot.core.commands import dispatch
     from bot.core.replies import Invocation, SectionKind
+    from emulators.core_services import make_core_services
     from emulators.openai_backend import FakeBackend
     from screenplay.scene_loop import MAX_ATTEMPTS
-    from tests.support.core_services import make_core_services
 
     only_maya = "EXT. ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nMAYA\nSay something."
     worse = "Nothing but prose, all the way down."
@@ -280,8 +280,8 @@ def test_the_attempt_limit_and_copy_guard_length_come_from_settings(tmp_path):
 
     from bot.core.commands import dispatch
     from bot.core.replies import Invocation
+    from emulators.core_services import make_core_services
     from emulators.openai_backend import FakeBackend
-    from tests.support.core_services import make_core_services
 
     with FakeBackend(scene="Only prose here, no scene at all.") as backend:
         services = make_core_services(tmp_path, backend.url, generation={"max_attempts": 2, "copy_guard_words": 20})

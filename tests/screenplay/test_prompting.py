@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from emulators.core_services import LIBRARY
 from screenplay.prompting import (
     build_messages,
     normalize_fountain,
     parse_dialogue_request,
 )
-from tests.support.core_services import LIBRARY
 
 
 def test_characters_and_tone_are_pulled_out_of_the_situation():

@@ -45,10 +45,10 @@ def run_rows() -> list[dict[str, Any]]:
     """Every training run row, oldest first."""
     from config.settings import load_settings
     from store.db import session_scope
-    from store.queries import training_runs
+    from store.training_runs import recent_runs
     from training.run import _sessions
 
     with session_scope(_sessions(load_settings())) as session:
         return [{"id": r.id, "status": str(r.status), "adapter_version": r.adapter_version, "notes": r.notes,
                  "metrics": dict(r.metrics), "example_count": r.example_count}
-                for r in reversed(training_runs(session))]
+                for r in reversed(recent_runs(session))]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from screenplay.prompting import FOLLOW_UP_NOTE as NOTE
 from screenplay.prompting import build_messages, parse_dialogue_request
-from store import queries, session_scope
+from store import feedback, generations, rooms, session_scope
 from training.dataset import (
     VALIDATION,
     Example,
@@ -33,13 +33,13 @@ class Room:
         self.sessions, self.room = sessions, room
 
     def _user(self, session: Session, name: str):
-        return queries.get_or_create_user(session, platform="slack", external_id=name.upper(), display_name=name)
+        return rooms.get_or_create_user(session, platform="slack", external_id=name.upper(), display_name=name)
 
     def generate(self, prompt: str = PROMPT, output: str = SCENE, *, by: str = "ana", scene_ids=(),
                  parent_id: int | None = None, parameters: dict | None = None) -> int:
         with session_scope(self.sessions) as session:
-            room = queries.get_or_create_room(session, platform="slack", external_id=self.room, name="#pilot")
-            generation = queries.record_generation(
+            room = rooms.get_or_create_room(session, platform="slack", external_id=self.room, name="#pilot")
+            generation = generations.record_generation(
                 session, room=room, user=self._user(session, by), prompt=prompt, parameters=parameters or {},
                 retrieved_scene_ids=list(scene_ids), output=output, model="smollm2", adapter=None, latency_ms=10,
                 parent_id=parent_id)
@@ -47,8 +47,8 @@ class Room:
 
     def vote(self, generation_id: int, kind: str, *, by: str, text: str | None = None) -> None:
         with session_scope(self.sessions) as session:
-            queries.record_feedback(session, generation_id=generation_id, user=self._user(session, by), kind=kind,
-                                    edited_text=text)
+            feedback.record_feedback(session, generation_id=generation_id, user=self._user(session, by), kind=kind,
+                                     edited_text=text)
 
     def approved(self, prompt: str = PROMPT, output: str = SCENE, *, by: str = "ana", **kwargs) -> int:
         generation_id = self.generate(prompt, output, by=by, **kwargs)
@@ -57,7 +57,7 @@ class Room:
 
     def opt_out(self, name: str) -> None:
         with session_scope(self.sessions) as session:
-            queries.set_training_consent(session, user=self._user(session, name), consent=False)
+            rooms.set_training_consent(session, user=self._user(session, name), consent=False)
 
 
 @pytest.fixture

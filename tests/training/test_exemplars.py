@@ -41,12 +41,9 @@ def test_a_training_example_shows_the_exemplars_its_generation_was_shown(tiny_em
     from retrieval.ingest import ingest_paths
     from screenplay.prompting import build_messages, parse_dialogue_request
     from store.db import session_scope
-    from store.queries import (
-        get_or_create_room,
-        get_or_create_user,
-        record_feedback,
-        record_generation,
-    )
+    from store.feedback import record_feedback
+    from store.generations import record_generation
+    from store.rooms import get_or_create_room, get_or_create_user
     from training.dataset import build_dataset
     from training.exemplars import catalog_exemplars
     from training.run import _sessions

@@ -34,21 +34,24 @@ HOLD = textwrap.dedent("""
 """)
 
 RACE = textwrap.dedent("""
-    import sys, time
+    import sys
     from store import make_engine, make_session_factory, session_scope
     from store.locks import acquire_lock
 
-    url, holder, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    sessions = make_session_factory(make_engine(url))
-    time.sleep(max(0.0, start - time.time()))
+    url, holder = sys.argv[1], sys.argv[2]
+    engine = make_engine(url)
+    engine.connect().close()
+    sessions = make_session_factory(engine)
+    print("ready", flush=True)
+    sys.stdin.readline()  # the test says go once every racer is ready
     with session_scope(sessions) as session:
-        won = acquire_lock(session, name="training", holder=holder, stale_after_s=5)
+        won = acquire_lock(session, name="training", holder=holder, stale_after_s=300)
     print("won" if won else "lost", flush=True)
 """)
 
 
-def _python(script: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", script, *args], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+def _python(script: str, *args: str, stdin: int | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script, *args], cwd=REPO_ROOT, stdin=stdin, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
 
 
@@ -113,13 +116,25 @@ def test_a_stale_lock_is_taken_over_and_its_old_holder_told(session_factory) -> 
 def test_only_one_of_several_processes_takes_a_stale_lock(db_url: str, session_factory) -> None:
     assert _acquire(session_factory, "dead")
     _age_heartbeat(session_factory, 600)
-    start = time.time() + 4  # time for every process to import and connect first
-    racers = [_python(RACE, db_url, f"racer-{i}", str(start)) for i in range(4)]
-    results = []
-    for racer in racers:
-        out, err = racer.communicate(timeout=120)
-        assert racer.returncode == 0, err
-        results.append(out.strip())
+    # Started together by a go line once all have imported and connected, not at a time agreed
+    # in advance (which a busy machine could miss); and the winner's lock stays fresh for the
+    # racers (300 s), however late a slow one comes.
+    racers = [_python(RACE, db_url, f"racer-{i}", stdin=subprocess.PIPE) for i in range(4)]
+    try:
+        for racer in racers:
+            assert racer.stdout.readline().strip() == "ready", racer.stderr.read()
+        for racer in racers:
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        results = []
+        for racer in racers:
+            out, err = racer.communicate(timeout=120)
+            assert racer.returncode == 0, err
+            results.append(out.strip())
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
     assert sorted(results) == ["lost", "lost", "lost", "won"]
     with session_scope(session_factory) as session:
         assert lock_state(session, name="training").holder == f"racer-{results.index('won')}"
@@ -131,13 +146,25 @@ def test_only_one_of_several_processes_takes_a_stale_lock(db_url: str, session_f
 def test_training_is_refused_while_another_process_trains(session_factory, holder_process) -> None:
     holder_process("trainer-1", stale=1.0, beat=0.2)
     with pytest.raises(TrainingBusy) as busy:
-        with training_lock(session_factory, holder="trainer-2", stale_after_s=1.0):
+        with training_lock(session_factory, holder="trainer-2", stale_after_s=60.0):
             pytest.fail("two trainings at once")
     assert busy.value.holder == "trainer-1" and busy.value.since is not None
     assert "trainer-1" in str(busy.value)
-    time.sleep(2.0)  # twice the staleness limit: only the heartbeat keeps the lock
+    # Only the heartbeat keeps the lock: made to look 10 minutes old, it is brought back by the
+    # holder's next beat. (This slept past a 1-s staleness limit and counted on a beat every
+    # 0.2 s, which a busy machine can delay.)
+    _age_heartbeat(session_factory, 600)
+    with session_scope(session_factory) as session:
+        aged = lock_state(session, name="training").heartbeat_at
+    deadline = time.monotonic() + 30
+    while True:
+        with session_scope(session_factory) as session:
+            if lock_state(session, name="training").heartbeat_at > aged:
+                break
+        assert time.monotonic() < deadline, "the holder's heartbeat never refreshed the lock"
+        time.sleep(0.05)
     with pytest.raises(TrainingBusy):
-        with training_lock(session_factory, holder="trainer-2", stale_after_s=1.0):
+        with training_lock(session_factory, holder="trainer-2", stale_after_s=60.0):
             pytest.fail("the heartbeat did not keep the lock fresh")
 
 

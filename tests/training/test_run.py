@@ -137,7 +137,7 @@ def test_a_run_that_fails_is_recorded_with_its_error(monkeypatch):
 
 def test_runs_left_running_by_a_dead_process_are_closed_by_the_next_run():
     from store.db import session_scope
-    from store.queries import start_training_run
+    from store.training_runs import start_training_run
     from training.run import _sessions, run_training
 
     import_scenes(12)

@@ -35,7 +35,6 @@ from bot.slack.posting import (
     logged,
     post_reply,
     post_scene_reply,
-    run_core,
     slack_invocation,
 )
 from bot.slack.scene_state import SceneMessages
@@ -66,8 +65,7 @@ def register(app: AsyncApp, services: CoreServices) -> None:
             thread_ts=thread_ts, delivery_id=delivery_id,
         )
         generation_id = int(action["value"])
-        reply = await run_core(record(services, invocation, generation_id=generation_id, kind=kind),
-                               title=kind.value.capitalize())
+        reply = await record(services, invocation, generation_id=generation_id, kind=kind)
         message = body.get("message") or {}
         if _changed_state(reply) and message.get("ts"):
             await scenes.show_state(client, channel=channel, scene_ts=message["ts"], generation_id=generation_id,
@@ -113,8 +111,8 @@ def register(app: AsyncApp, services: CoreServices) -> None:
             user_name=user.get("username") or user.get("name"), thread_ts=submission.message_ts,
             delivery_id=delivery_id,
         )
-        reply = await run_core(record(services, invocation, generation_id=submission.generation_id,
-                                      kind=ActionKind.EDIT, edited_text=submission.text), title="Edit")
+        reply = await record(services, invocation, generation_id=submission.generation_id, kind=ActionKind.EDIT,
+                             edited_text=submission.text)
         if _changed_state(reply) and submission.scene_ts:
             # A modal carries no message: the scene message is read back from Slack.
             await scenes.show_state(client, channel=submission.channel, scene_ts=submission.scene_ts,

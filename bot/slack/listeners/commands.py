@@ -12,11 +12,12 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.commands import dispatch, refusal
+from bot.core.commands import dispatch
+from bot.core.pipeline import serve
 from bot.core.replies import Invocation, Reply, error_reply
 from bot.core.services import CoreServices
 from bot.core.style import FILE_MAX_BYTES, readable_suffixes, style_of_file
-from bot.slack.posting import logged, post_scene_reply, run_core, slack_invocation
+from bot.slack.posting import logged, post_scene_reply, slack_invocation
 from bot.slack.shared_files import FileProblem, download, file_reference, find_file
 
 # Slack command -> core command name. /help is too generic a name to claim in a workspace.
@@ -63,10 +64,10 @@ def _command_handler(services: CoreServices, slash: str, name: str):
             delivery_id=command.get("trigger_id"),
         )
         if _on_shared_file(name, text):
-            work = style_of_shared_file(services, client, invocation, channel=command["channel_id"])
+            reply = await serve(services, invocation, "style", lambda: style_of_shared_file(
+                services, client, invocation, channel=command["channel_id"]))
         else:
-            work = dispatch(services, name, invocation)
-        reply = await run_core(work, title=slash)
+            reply = await dispatch(services, name, invocation)
         await post_scene_reply(client, services, reply, channel=command["channel_id"], respond=respond)
 
     handle_command.__name__ = f"handle_{name}_command"  # Bolt tells lazy listeners apart by name
@@ -75,10 +76,8 @@ def _command_handler(services: CoreServices, slash: str, name: str):
 
 async def style_of_shared_file(services: CoreServices, client: AsyncWebClient, invocation: Invocation, *,
                                channel: str) -> Reply:
-    """The core style report of a file shared in `channel` (the one the text names, else the newest script)."""
-    refused = refusal(services, invocation)
-    if refused:
-        return refused
+    """The core style report of a file shared in `channel` (the one the text names, else the newest script);
+    run through the core pipeline by the caller, which also applies the channel allowlist."""
     try:
         shared = await find_file(client, channel=channel, file_id=file_reference(invocation.text),
                                  readable=readable_suffixes())

@@ -21,7 +21,6 @@ from bot.slack.posting import (
     logged,
     message_ref,
     post_scene_reply,
-    run_core,
     slack_invocation,
 )
 
@@ -47,8 +46,7 @@ def register(app: AsyncApp, services: CoreServices) -> None:
             team_id=body.get("team_id") or event.get("team"), channel_id=channel, user_id=event["user"],
             text=direction(event.get("text") or "", context.bot_user_id), thread_ts=thread_ts, delivery_id=event_id,
         )
-        reply = await run_core(continue_thread(services, invocation, root_ref=message_ref(channel, thread_ts or "")),
-                               title="Follow-up")
+        reply = await continue_thread(services, invocation, root_ref=message_ref(channel, thread_ts or ""))
         # Answer in the thread: the scene's, or a new one under the mention, so the channel stays quiet.
         await post_scene_reply(client, services, reply, channel=channel, thread_ts=thread_ts or event["ts"])
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli.main import app
-from store import make_engine, make_session_factory, queries, session_scope
+from store import feedback, make_engine, make_session_factory, rooms, session_scope
 from tests.store.conftest import db_url, postgres_url  # noqa: F401  (SQLite and PostgreSQL stores)
 from training.dataset import build_dataset
 
@@ -64,7 +64,7 @@ def test_the_edited_text_is_what_is_learnt(tmp_path, isolated_home) -> None:
     [example] = build_dataset(store(isolated_home), validation_share=0.1).examples
     assert example.text == FARM["text"] and example.edited_from == FARM["edited_from"]
     with session_scope(store(isolated_home)) as session:
-        [generation] = [item.generation for item in queries.approved_examples(session)]
+        [generation] = [item.generation for item in feedback.approved_examples(session)]
         assert generation.output == FARM["edited_from"] and generation.model == "imported"
         assert generation.parameters["source"] == "in.jsonl" and generation.parameters["line"] == 1
 
@@ -128,8 +128,8 @@ def test_bad_lines_in_json_output(tmp_path, isolated_home) -> None:
 def test_an_opted_out_writer_s_scenes_are_not_exported(tmp_path, isolated_home) -> None:
     imported(write(tmp_path / "in.jsonl", MAYA, FARM, VAULT))
     with session_scope(store(isolated_home)) as session:
-        bo = queries.get_or_create_user(session, platform="local", external_id="bo")
-        queries.set_training_consent(session, user=bo, consent=False)
+        bo = rooms.get_or_create_user(session, platform="local", external_id="bo")
+        rooms.set_training_consent(session, user=bo, consent=False)
     result = cli("feedback", "export")
     assert [json.loads(line) for line in result.stdout.splitlines()] == [MAYA, VAULT]
     assert "left out: 1 opted out" in result.stderr

@@ -10,10 +10,10 @@ import pytest
 from bot.core.commands import dispatch
 from bot.core.feedback import record
 from bot.core.replies import ActionKind, Invocation, SectionKind
+from emulators.core_services import make_core_services
 from emulators.openai_backend import CANNED_SCENE, FakeBackend
-from store import queries
+from store import feedback, generations
 from store.db import session_scope
-from tests.support.core_services import make_core_services
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_dialogue_answers_with_a_scene_buttons_and_sources(services, backend):
     assert sent["continue_final_message"] is True and sent["add_generation_prompt"] is False
     assert len(backend.requests) == 1  # valid at once: no retry
     with session_scope(services.sessions) as session:
-        generation = queries.get_generation(session, generation_id=reply.generation_id)
+        generation = generations.get_generation(session, generation_id=reply.generation_id)
         assert generation.output == CANNED_SCENE
         assert generation.retrieved_scene_ids[0] == "cyber-bob-ep00001#0.0"
         assert generation.model == "fake-model" and generation.adapter is None
@@ -103,7 +103,7 @@ def test_an_edit_is_an_approval_whose_text_is_used_for_training(services):
     assert "Edits: 1" in reply.text and "Approvals: 1" in reply.text
     assert not redelivered.metadata["created"]
     with session_scope(services.sessions) as session:
-        examples = queries.approved_examples(session)
+        examples = feedback.approved_examples(session)
     assert [example.text for example in examples] == [edited]
 
 
@@ -112,7 +112,7 @@ def test_empty_edit_records_nothing(services):
     reply = run(record(services, ask(""), generation_id=scene.generation_id, kind=ActionKind.EDIT, edited_text=" "))
     assert reply.is_error
     with session_scope(services.sessions) as session:
-        assert queries.feedback_summary(session, generation_id=scene.generation_id).edits == 0
+        assert feedback.feedback_summary(session, generation_id=scene.generation_id).edits == 0
 
 
 def test_regenerate_writes_a_new_scene_linked_to_the_old(services, backend):
@@ -120,7 +120,7 @@ def test_regenerate_writes_a_new_scene_linked_to_the_old(services, backend):
     again = run(record(services, ask(""), generation_id=scene.generation_id, kind=ActionKind.REGENERATE))
     assert again.generation_id not in (None, scene.generation_id)
     with session_scope(services.sessions) as session:
-        assert queries.get_generation(session, generation_id=again.generation_id).parent_id == scene.generation_id
+        assert generations.get_generation(session, generation_id=again.generation_id).parent_id == scene.generation_id
     assert backend.requests[1]["messages"] == backend.requests[0]["messages"]
 
 

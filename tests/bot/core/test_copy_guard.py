@@ -12,6 +12,7 @@ import pytest
 
 from bot.core.commands import dispatch
 from bot.core.replies import Invocation, SectionKind
+from emulators.core_services import make_core_services
 from emulators.openai_backend import FakeBackend
 from retrieval.bundled import bundled_corpus_dir
 from retrieval.parse.fountain import parse_fountain
@@ -24,9 +25,8 @@ from screenplay.copy_guard import (
     longest_shared_run,
     words_of,
 )
-from store import queries
+from store import generations
 from store.db import session_scope
-from tests.support.core_services import make_core_services
 
 COUNTING = " ".join(["one two three four five six seven eight nine ten eleven twelve thirteen"])
 ORIGINAL = """INT. LAB - NIGHT
@@ -140,7 +140,7 @@ def test_a_copying_answer_is_regenerated_and_the_original_one_returned(copying_s
     assert len(backend.requests) == 2 and backend.requests[0]["seed"] != backend.requests[1]["seed"]
     assert reply.sections[0].body == ORIGINAL and len(reply.sections) == 1
     with session_scope(services.sessions) as session:
-        parameters = queries.get_generation(session, generation_id=reply.generation_id).parameters
+        parameters = generations.get_generation(session, generation_id=reply.generation_id).parameters
     assert parameters["attempts"] == 2 and parameters["copy"] is None
     assert parameters["attempt_log"][0]["copy"]["script_id"] == "cyber-bob-ep00001"
 

@@ -8,19 +8,13 @@ import asyncio
 import pytest
 
 from bot.core.commands import dispatch
-from bot.core.followup import (
-    continue_thread,
-    follow_up,
-    merged_request,
-    prompt_text,
-    remember_post,
-)
+from bot.core.followup import continue_thread, follow_up, remember_post
 from bot.core.replies import Invocation
+from emulators.core_services import make_core_services
 from emulators.openai_backend import CANNED_SCENE, FakeBackend
-from screenplay.prompting import parse_dialogue_request
-from store import queries
+from screenplay.prompting import merged_request, parse_dialogue_request, prompt_text
+from store import generations
 from store.db import session_scope
-from tests.support.core_services import make_core_services
 
 
 @pytest.fixture
@@ -59,7 +53,7 @@ def test_follow_up_is_a_child_written_with_the_scene_as_context(services, backen
     assert "Cole refuses to help" in messages[-2]["content"] and messages[-2]["role"] == "user"
     assert messages[-1]["role"] == "assistant"  # the opening given to the model: heading and first cue
     with session_scope(services.sessions) as session:
-        child = queries.get_generation(session, generation_id=reply.generation_id)
+        child = generations.get_generation(session, generation_id=reply.generation_id)
         assert (child.parent_id, child.thread_ref) == (scene.generation_id, "T-1")
         assert child.prompt == "a robot boots up in a lab. Then: Cole refuses to help characters: MAYA, COLE"
 
@@ -70,8 +64,8 @@ def test_the_thread_finds_its_newest_scene(services):
     first = run(continue_thread(services, say("louder", thread="100.1"), root_ref="C1:100.1"))
     second = run(continue_thread(services, say("softer", thread="100.1"), root_ref="C1:100.1"))
     with session_scope(services.sessions) as session:
-        assert queries.get_generation(session, generation_id=first.generation_id).parent_id == scene.generation_id
-        assert queries.get_generation(session, generation_id=second.generation_id).parent_id == first.generation_id
+        assert generations.get_generation(session, generation_id=first.generation_id).parent_id == scene.generation_id
+        assert generations.get_generation(session, generation_id=second.generation_id).parent_id == first.generation_id
     elsewhere = run(continue_thread(services, say("louder", thread="100.1", room="G1:C2"), root_ref="C2:100.1"))
     no_thread = run(continue_thread(services, say("louder"), root_ref="C1:"))
     for reply in (elsewhere, no_thread):

@@ -14,12 +14,12 @@ from bot.cli.analysis import recommend_command, style_command
 from bot.core.recommend import NO_HISTORY, parse_k, recommend
 from bot.core.replies import Invocation
 from bot.core.style import style, style_of_file
+from emulators.core_services import make_core_services
 from retrieval.bundled import bundled_corpus_dir
-from store import queries
+from store import feedback, generations, rooms
 from store.db import session_scope
 from tests.retrieval.test_recommend import build_library
 from tests.retrieval.test_style import KITCHEN
-from tests.support.core_services import make_core_services
 
 ROOM = "T1:C1"
 
@@ -65,13 +65,13 @@ def run(coroutine):
 
 def add_generation(services, scene_ids, *, vote: str | None, room: str = ROOM) -> int:
     with session_scope(services.sessions) as session:
-        room_ = queries.get_or_create_room(session, platform="slack", external_id=room)
-        user = queries.get_or_create_user(session, platform="slack", external_id="U1", display_name="maya")
-        generation = queries.record_generation(
+        room_ = rooms.get_or_create_room(session, platform="slack", external_id=room)
+        user = rooms.get_or_create_user(session, platform="slack", external_id="U1", display_name="maya")
+        generation = generations.record_generation(
             session, room=room_, user=user, prompt="a dragon attacks", parameters={}, retrieved_scene_ids=scene_ids,
             output="INT. X - DAY\n\nMAYA\nHi.", model="fake-model", adapter=None, latency_ms=5)
         if vote:
-            queries.record_feedback(session, generation_id=generation.id, user=user, kind=vote)
+            feedback.record_feedback(session, generation_id=generation.id, user=user, kind=vote)
         return generation.id
 
 

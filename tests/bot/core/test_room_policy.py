@@ -10,10 +10,10 @@ from bot.core.commands import dispatch
 from bot.core.feedback import record
 from bot.core.ratelimit import RateLimiter
 from bot.core.replies import ActionKind, Invocation
+from emulators.core_services import make_core_services
 from emulators.openai_backend import FakeBackend
-from store import queries
+from store import feedback, training_runs
 from store.db import session_scope
-from tests.support.core_services import make_core_services
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_only_approvers_may_approve_and_quorum_shows_progress(tmp_path, backend)
     assert "Awaiting approval (1/2: 1 more needed)" in first.text and not first.metadata["approved"]
     assert "Approved (2/2)" in second.text and second.metadata["approved"]
     with session_scope(services.sessions) as session:
-        assert queries.feedback_summary(session, generation_id=scene.generation_id).approvals == 2
+        assert feedback.feedback_summary(session, generation_id=scene.generation_id).approvals == 2
 
 
 def test_a_writer_over_the_rate_limit_is_told_when_to_retry(tmp_path, backend):
@@ -77,7 +77,7 @@ def test_room_status_consent_and_model(tmp_path, backend):
     off = run(dispatch(services, "room", ask("consent off")))
     assert "kept out of training" in off.text
     with session_scope(services.sessions) as session:
-        assert queries.approved_examples(session) == []
+        assert feedback.approved_examples(session) == []
 
     model = run(dispatch(services, "room", ask("model")))
     assert "`fake-model`" in model.text
@@ -128,7 +128,7 @@ def test_retrain_and_rollback_are_for_room_admins_only(tmp_path, backend):
         refused = run(dispatch(services, "room", ask(action, user="U1")))
         assert refused.is_error and "Only room admins" in refused.text
     with session_scope(services.sessions) as session:
-        assert queries.pending_training_request(session) is None
+        assert training_runs.pending_training_request(session) is None
 
 
 def test_retrain_queues_one_request_for_the_trainer(tmp_path, backend):
@@ -138,9 +138,9 @@ def test_retrain_queues_one_request_for_the_trainer(tmp_path, backend):
     assert not first.is_error and "Training requested (request 1)" in first.text
     assert "already waiting (request 1)" in again.text
     with session_scope(services.sessions) as session:
-        request = queries.pending_training_request(session)
+        request = training_runs.pending_training_request(session)
         assert request.id == 1 and "requested by u7 in G1:C1" in request.notes
-        assert queries.latest_training_run(session) is None  # a request is not a run yet
+        assert training_runs.latest_training_run(session) is None  # a request is not a run yet
 
 
 def test_rollback_undoes_the_latest_promotion(tmp_path, backend):

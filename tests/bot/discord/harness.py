@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.discord.client import build_bot
-from emulators.openai_backend import FakeBackend
-from store import queries
-from store.db import session_scope
+from emulators.core_services import make_core_services
 from emulators.discord import DiscordEmulator
-from tests.support.core_services import make_core_services
+from emulators.openai_backend import FakeBackend
+from store import feedback
+from store.db import session_scope
 
 TOKEN = "emulator.bot.token"
 SITUATION = "a detective corners her former partner in a rainy alley"
@@ -59,4 +59,4 @@ def button_ids(message: dict) -> list[str]:
 
 def summary(services, generation_id: int):
     with session_scope(services.sessions) as session:
-        return queries.feedback_summary(session, generation_id=generation_id)
+        return feedback.feedback_summary(session, generation_id=generation_id)

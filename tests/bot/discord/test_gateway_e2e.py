@@ -14,10 +14,11 @@ import pytest
 from bot.core.replies import ActionKind
 from bot.discord.render import COLOUR_ERROR, SCENE_FILENAME
 from bot.discord.views import custom_id, parse_custom_id
-from emulators.openai_backend import CANNED_SCENE, FakeBackend
-from store import queries
-from store.db import session_scope
+from emulators.core_services import make_core_services
 from emulators.discord import DiscordEmulator
+from emulators.openai_backend import CANNED_SCENE, FakeBackend
+from store import generations
+from store.db import session_scope
 from tests.bot.discord.harness import (
     SITUATION,
     button_ids,
@@ -25,7 +26,6 @@ from tests.bot.discord.harness import (
     running_bot,
     summary,
 )
-from tests.support.core_services import make_core_services
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,7 +56,7 @@ def test_dialogue_defers_then_follows_up_with_scene_and_buttons(tmp_path: Path) 
                 assert "tone: noir" in backend.requests[-1]["messages"][-1]["content"].lower() or \
                     "noir" in str(backend.requests[-1]["messages"]).lower()
                 with session_scope(services.sessions) as session:
-                    generation = queries.get_generation(session, generation_id=generation_id)
+                    generation = generations.get_generation(session, generation_id=generation_id)
                     assert generation is not None and "You sold us out" in generation.output
                     assert generation.room.external_id == f"{emulator.guild_id}:{emulator.channel_id}"
 
@@ -194,6 +194,7 @@ def test_backend_unreachable_still_answers(tmp_path: Path) -> None:
                 interaction_id = await emulator.command("dialogue", situation=SITUATION)
                 embed = (await emulator.followup_for(interaction_id)).message["embeds"][0]
                 assert embed["color"] == COLOUR_ERROR.value
-                assert "is not reachable. Is it running?" in embed["description"]
+                assert "is not reachable right now" in embed["description"]
+                assert "127.0.0.1" not in embed["description"]  # where the backend runs is not the room's business
 
     asyncio.run(scenario())

@@ -6,10 +6,10 @@ import asyncio
 
 from bot.local.render import render_text
 from bot.local.room import LocalRoom
+from emulators.core_services import make_core_services
 from emulators.openai_backend import FakeBackend
-from store import queries
+from store import feedback
 from store.db import session_scope
-from tests.support.core_services import make_core_services
 
 
 def test_dialogue_then_approve_edit_and_similar(tmp_path):
@@ -30,7 +30,7 @@ def test_dialogue_then_approve_edit_and_similar(tmp_path):
         assert "1. Cyber Bob: Episode 1" in found
 
     with session_scope(services.sessions) as session:
-        examples = queries.approved_examples(session)
+        examples = feedback.approved_examples(session)
     assert examples[0].text == "EXT. ALLEY - NIGHT\n\nMAYA\nRun."
 
 

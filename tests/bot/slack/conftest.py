@@ -10,9 +10,9 @@ from aiohttp import web
 
 from bot.slack.app import build_app
 from bot.slack.run import bound_port, start_http
+from emulators.core_services import make_core_services
 from emulators.openai_backend import FakeBackend
 from emulators.slack import LoopThread, SlackSender, SlackWebApi
-from tests.support.core_services import make_core_services
 
 BOT_TOKEN = "xoxb-1-writersroom-test"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

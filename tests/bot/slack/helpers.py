@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from store import queries
-from store.db import session_scope
 from emulators.slack import ApiCall
+from store import feedback
+from store.db import session_scope
 
 SITUATION = "a detective corners her former partner in a rainy alley"
 QUIET_S = 0.4  # how long "nothing more happens" is watched for
@@ -40,4 +40,4 @@ def thread_replies(room, ts: str) -> list[ApiCall]:
 
 def summary(room, generation_id: int):
     with session_scope(room.services.sessions) as session:
-        return queries.feedback_summary(session, generation_id=generation_id)
+        return feedback.feedback_summary(session, generation_id=generation_id)

@@ -7,9 +7,9 @@ import socket
 import time
 
 from emulators.openai_backend import CANNED_SCENE, FakeBackend
-from store import queries
-from store.db import session_scope
 from emulators.slack import message_of, submitted_view
+from store import generations
+from store.db import session_scope
 from tests.bot.slack.helpers import (
     QUIET_S,
     SITUATION,
@@ -19,18 +19,24 @@ from tests.bot.slack.helpers import (
     summary,
     thread_replies,
 )
+from tests.support.held_backend import HeldRequests
 
 # --- slash commands -------------------------------------------------------------------
 
 
 def test_dialogue_acks_at_once_then_posts_the_scene_with_four_buttons(open_room):
-    with FakeBackend(delay_s=4.0) as slow:
-        room = open_room(slow.url)
-        response = room.sender.command("/dialogue", SITUATION)
-        assert response.status_code == 200
-        assert not room.api.of("chat.postMessage"), "the ack waited for the scene"
-        assert "Writing the scene" in response.text  # Bolt acks with plain text: shown only to the writer
-        call = room.api.wait_for("chat.postMessage")[0]
+    held = HeldRequests()  # the backend answers no scene until the ack is in: the ack cannot wait for one
+    with FakeBackend(requests=held) as slow:
+        try:
+            room = open_room(slow.url)
+            response = room.sender.command("/dialogue", SITUATION)
+            assert response.status_code == 200
+            assert not room.api.of("chat.postMessage"), "the ack waited for the scene"
+            assert "Writing the scene" in response.text  # Bolt acks with plain text: shown only to the writer
+            held.release()
+            call = room.api.wait_for("chat.postMessage")[0]
+        finally:
+            held.release()
     assert call.args["channel"] == "C0ROOM" and call.token == "xoxb-1-writersroom-test"
     assert "You sold us out, Cole." in all_text(call) and "MAYA" in call.args["text"]
     ids = buttons(call)
@@ -38,7 +44,7 @@ def test_dialogue_acks_at_once_then_posts_the_scene_with_four_buttons(open_room)
     generation_id = int(ids["wr_approve"])
     assert set(ids.values()) == {str(generation_id)}
     with session_scope(room.services.sessions) as session:
-        assert queries.get_generation(session, generation_id=generation_id).output.startswith("EXT. ALLEY")
+        assert generations.get_generation(session, generation_id=generation_id).output.startswith("EXT. ALLEY")
     assert "Drawn on:" in all_text(call)
 
 
@@ -192,7 +198,7 @@ def test_reject_and_regenerate(room, backend):
     assert new_ids and int(new_ids["wr_approve"]) != generation_id
     assert "You sold us out" in all_text(replies[1]) and len(backend.requests) == 2
     with session_scope(room.services.sessions) as session:
-        assert queries.get_generation(session, generation_id=int(new_ids["wr_approve"])).parent_id == generation_id
+        assert generations.get_generation(session, generation_id=int(new_ids["wr_approve"])).parent_id == generation_id
 
 
 def test_edit_opens_a_modal_and_its_submission_stores_an_edited_approval(room):
@@ -240,25 +246,31 @@ def test_socket_mode_acks_over_the_socket_and_posts_the_scene(room):
 
 
 def test_concurrent_commands_are_all_acked_at_once(open_room):
+    """More commands at once than sync Bolt's 5 listener threads would take, while the backend
+    holds every scene: all are acknowledged before any scene exists, so none waited for one.
+    (This asserted wall-clock ack times under 3 s against a backend sleeping 4 s, which a busy
+    machine can break without the bot being late; how fast the acks are is measured in
+    benchmarks/slack_ack.py.)"""
     from concurrent.futures import ThreadPoolExecutor
 
-    with FakeBackend(delay_s=4.0) as slow:
-        room = open_room(slow.url)
-        room.sender.command("/wr-help")  # warm up (auth.test) outside the timing
-        room.api.wait_for("chat.postMessage")
+    held = HeldRequests()
+    with FakeBackend(requests=held) as slow:
+        try:
+            room = open_room(slow.url)
+            room.sender.command("/wr-help")  # warm up (auth.test) first
+            room.api.wait_for("chat.postMessage")
 
-        def timed(i: int) -> float:
-            started = time.monotonic()
-            assert room.sender.command("/dialogue", f"{SITUATION}, take {i}").status_code == 200
-            return time.monotonic() - started
+            def ack(i: int) -> int:  # an ack that waited for its scene would never come (the sender gives up)
+                return room.sender.command("/dialogue", f"{SITUATION}, take {i}").status_code
 
-        # More at once than sync Bolt's 5 listener threads would take (benchmarks/slack_ack.py fires 32).
-        with ThreadPoolExecutor(6) as pool:
-            ack_times = list(pool.map(timed, range(6)))
-        # Each slow scene ties up nothing: every ack is back inside Slack's 3 s, before any scene is posted.
-        assert max(ack_times) < 3.0, ack_times
-        assert not [call for call in room.api.of("chat.postMessage") if buttons(call)]
-        scenes = room.api.wait_for("chat.postMessage", 6, where=lambda c: bool(buttons(c)), timeout=15)
+            # More at once than sync Bolt's 5 listener threads would take (benchmarks/slack_ack.py fires 32).
+            with ThreadPoolExecutor(6) as pool:
+                assert list(pool.map(ack, range(6))) == [200] * 6
+            assert not [call for call in room.api.of("chat.postMessage") if buttons(call)]  # no scene yet
+            held.release()
+            scenes = room.api.wait_for("chat.postMessage", 6, where=lambda c: bool(buttons(c)), timeout=60)
+        finally:
+            held.release()
     assert len({buttons(call)["wr_approve"] for call in scenes}) == 6
 
 

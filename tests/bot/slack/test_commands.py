@@ -11,6 +11,7 @@ from emulators.openai_backend import FakeBackend
 from llm.client import ChatClient
 from tests.bot.slack.conftest import BOT_TOKEN
 from tests.bot.slack.helpers import QUIET_S, SITUATION, all_text, buttons
+from tests.support.held_backend import HeldRequests
 
 PILOT = """Title: Lighthouse
 
@@ -127,11 +128,15 @@ def test_unknown_subcommand_and_oversized_prompt_get_clear_messages(room, backen
 
 
 def test_slow_backend_past_the_timeout_is_reported_in_the_channel(open_room):
-    with FakeBackend(delay_s=3.0) as slow:
-        room = open_room(slow.url)
-        room.services.chat = ChatClient(slow.url, timeout_s=0.5, retries=0)  # as the bot builds it from settings
-        room.sender.command("/dialogue", SITUATION)
-        call = room.api.wait_for("chat.postMessage")[0]
+    held = HeldRequests()  # a backend that has not answered by the timeout, however slow the machine
+    with FakeBackend(requests=held) as slow:
+        try:
+            room = open_room(slow.url)
+            room.services.chat = ChatClient(slow.url, timeout_s=0.5, retries=0)  # as the bot builds it from settings
+            room.sender.command("/dialogue", SITUATION)
+            call = room.api.wait_for("chat.postMessage")[0]
+        finally:
+            held.release()
     assert ":warning:" in all_text(call) and "took too long" in all_text(call)
     room.sender.command("/wr-help")  # and the app still answers
     room.api.wait_for("chat.postMessage", 2)
@@ -159,7 +164,7 @@ def test_commands_outside_the_allowed_channels_are_refused_politely(open_room, b
 
 def test_room_retrain_and_rollback_are_for_admins_and_a_retrain_is_queued(open_room, backend):
     from store.db import session_scope
-    from store.queries import pending_training_request
+    from store.training_runs import pending_training_request
 
     room = open_room(backend.url, room={"admins": ["U0ADMIN"]})
     refused = all_text(reply_to(room, "/room", "retrain"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from emulators.openai_backend import CANNED_SCENE, FakeBackend
-from store import queries
+from store import generations
 from store.db import session_scope
 from tests.bot.slack.helpers import QUIET_S, all_text, buttons, post_scene
 
@@ -25,7 +25,7 @@ def in_thread(ts: str):
 
 def generation(room, generation_id: int):
     with session_scope(room.services.sessions) as session:
-        found = queries.get_generation(session, generation_id=generation_id)
+        found = generations.get_generation(session, generation_id=generation_id)
         return found.parent_id, found.thread_ref, found.prompt
 
 

@@ -17,8 +17,8 @@ import pytest
 from backend.app import create_app
 from bot.cli.launcher import run_slack, with_ops
 from emulators.servers import free_port, serve_asgi
-from observability.logs import configure_logging
 from emulators.slack import message_of
+from observability.logs import configure_logging
 from tests.bot.slack.helpers import buttons, post_scene
 from tests.support.tiny_lm import build_tiny_chat_model
 
@@ -67,7 +67,7 @@ def test_one_request_id_follows_a_slash_command_into_the_backend_log(open_room, 
     call = post_scene(room)
     assert buttons(call), "the scene was posted"
     lines = json_log()
-    command = next(line for line in lines if line["message"].startswith("/dialogue from slack:"))
+    command = next(line for line in lines if line["message"].startswith("dialogue from slack:"))
     backend_side = [line for line in lines if line["logger"] == "backend.app"
                     and line["message"].startswith("chat completion for tiny: ok")]
     bot_side = [line for line in lines if line["logger"] == "llm.client"]

@@ -1,5 +1,6 @@
-"""CoreServices for chat-side tests: a real SQLite store, a loopback fake backend, and
-a searcher over a small fixed list of scenes (retrieval is tested for real in tests/retrieval)."""
+"""A core wired to stand-ins on loopback, for chat-side tests and benchmarks: a real SQLite store,
+the backend the caller names (usually emulators.openai_backend), and a searcher over a small fixed
+list of scenes (retrieval is tested for real in tests/retrieval)."""
 
 from __future__ import annotations
 

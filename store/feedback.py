@@ -1,7 +1,6 @@
-"""Store queries used by the chat commands and by training.
-
-Every function takes the session first and keyword-only arguments after it. Functions
-flush but never commit: the caller owns the transaction (see ``session_scope``).
+"""Feedback on generated scenes: approvals, rejections and edits, what a room thinks of
+a scene (summary, who stands where for the approval quorum, room counts), and which
+scenes are training data under the consent rule.
 
 Training consent rule (``approved_examples``): a writer who turns consent off
 contributes nothing to training data, neither as requester nor as reviewer:
@@ -19,181 +18,26 @@ approvals is *rejected*; as many approvals as rejections is *contested*; no vote
 all but a regeneration or follow-up asked for by a consenting writer (a child
 generation, ``parent_id``) is *superseded*.
 
-Rooms: ``room`` is a Room row; ``room_ref`` is a room's platform id
-(``Room.external_id``, e.g. ``T1:C42``) on whichever platform has it, the name the
-adapter registry's serving pointer and the command line use for a room.
+Rooms are given as a Room row (``room``) or as a platform id (``room_ref``, see
+``store.rooms``).
+
+Like every store module: the session first, keyword-only arguments after it; functions
+flush but never commit (the caller owns the transaction, see ``session_scope``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, case, exists, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from .models import (
-    FeedbackEvent,
-    FeedbackKind,
-    Generation,
-    Platform,
-    Room,
-    TrainingRun,
-    TrainingStatus,
-    User,
-    utcnow,
-)
+from ._shared import choice, insert_or_fetch
+from .generations import require_generation
+from .models import FeedbackEvent, FeedbackKind, Generation, Room, User
 
-T = TypeVar("T")
-
-FINISHED_STATUSES = frozenset(
-    {TrainingStatus.SUCCEEDED, TrainingStatus.FAILED, TrainingStatus.REJECTED}
-)
-
-
-def _choice(enum_cls: type[T], value: object, what: str) -> T:
-    try:
-        return enum_cls(value)  # type: ignore[call-arg]
-    except ValueError:
-        allowed = ", ".join(m.value for m in enum_cls)  # type: ignore[attr-defined]
-        raise ValueError(f"unknown {what} {value!r}; expected one of: {allowed}") from None
-
-
-def _insert_or_fetch(session: Session, obj: T, fetch: Callable[[], T | None]) -> tuple[T, bool]:
-    """Insert ``obj`` in a savepoint; if a unique constraint says another writer won the
-    race, return the row they stored instead. Returns (row, created)."""
-    try:
-        with session.begin_nested():
-            session.add(obj)
-            session.flush()
-    except IntegrityError:
-        existing = fetch()
-        if existing is None:
-            raise
-        return existing, False
-    return obj, True
-
-
-# --- rooms and users ---------------------------------------------------------------
-
-
-def get_or_create_room(
-    session: Session, *, platform: str, external_id: str, name: str | None = None
-) -> Room:
-    """The room for (platform, external_id), created if new; a given name is kept current."""
-    return _get_or_create_named(session, Room, platform=platform, external_id=external_id, name_field="name",
-                                name=name)
-
-
-def get_or_create_user(
-    session: Session, *, platform: str, external_id: str, display_name: str | None = None
-) -> User:
-    """The writer for (platform, external_id), created if new; a given name is kept current."""
-    return _get_or_create_named(session, User, platform=platform, external_id=external_id,
-                                name_field="display_name", name=display_name)
-
-
-def _get_or_create_named(session: Session, model: type[Room] | type[User], *, platform: str, external_id: str,
-                         name_field: str, name: str | None):
-    """Rooms and writers share one shape: unique by (platform, external_id), with a display
-    name that follows the platform's."""
-    platform_ = _choice(Platform, platform, "platform")
-    query = select(model).where(model.platform == platform_, model.external_id == external_id)
-    row = session.scalars(query).one_or_none()
-    if row is None:
-        new = model(platform=platform_, external_id=external_id, **{name_field: name})
-        row, created = _insert_or_fetch(session, new, lambda: session.scalars(query).one_or_none())
-        if created:
-            return row
-    if name is not None and getattr(row, name_field) != name:
-        setattr(row, name_field, name)
-        session.flush()
-    return row
-
-
-def rooms_by_ref(session: Session, *, room_ref: str) -> list[Room]:
-    """Rooms whose platform id is ``room_ref``, on any platform, oldest first."""
-    query = select(Room).where(Room.external_id == room_ref).order_by(Room.id)
-    return list(session.scalars(query))
-
-
-def set_training_consent(session: Session, *, user: User, consent: bool) -> User:
-    """Turn a writer's training consent on or off (see the consent rule above)."""
-    user.training_consent = bool(consent)
-    session.flush()
-    return user
-
-
-# --- generations -------------------------------------------------------------------
-
-
-def record_generation(
-    session: Session,
-    *,
-    room: Room,
-    user: User,
-    prompt: str,
-    parameters: dict[str, Any],
-    retrieved_scene_ids: Sequence[str],
-    output: str,
-    model: str,
-    adapter: str | None,
-    latency_ms: int,
-    thread_ref: str | None = None,
-    parent_id: int | None = None,
-) -> Generation:
-    """Store one generated scene; ``adapter=None`` means the base model answered."""
-    if parent_id is not None and session.get(Generation, parent_id) is None:
-        raise ValueError(f"parent generation {parent_id} does not exist")
-    generation = Generation(
-        room=room,
-        user=user,
-        prompt=prompt,
-        parameters=dict(parameters),
-        retrieved_scene_ids=[str(scene_id) for scene_id in retrieved_scene_ids],
-        output=output,
-        model=model,
-        adapter=adapter,
-        latency_ms=int(latency_ms),
-        thread_ref=thread_ref,
-        parent_id=parent_id,
-    )
-    session.add(generation)
-    session.flush()
-    return generation
-
-
-def get_generation(session: Session, *, generation_id: int) -> Generation | None:
-    return session.get(Generation, generation_id)
-
-
-def _require_generation(session: Session, generation_id: int) -> Generation:
-    generation = session.get(Generation, generation_id)
-    if generation is None:
-        raise ValueError(f"generation {generation_id} does not exist")
-    return generation
-
-
-def set_message_ref(session: Session, *, generation_id: int, message_ref: str) -> None:
-    """Remember where the scene was posted (the platform's message reference)."""
-    _require_generation(session, generation_id).message_ref = message_ref
-    session.flush()
-
-
-def latest_generation(
-    session: Session, *, room: Room, user: User | None = None
-) -> Generation | None:
-    """The newest generation in ``room`` (by ``user`` if given)."""
-    query = select(Generation).where(Generation.room_id == room.id)
-    if user is not None:
-        query = query.where(Generation.user_id == user.id)
-    query = query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(1)
-    return session.scalars(query).first()
-
-
-# --- feedback ------------------------------------------------------------------------
+# --- recording feedback ----------------------------------------------------------------
 
 
 def _by_delivery(delivery_id: str) -> Select[tuple[FeedbackEvent]]:
@@ -233,12 +77,12 @@ def record_feedback(
     event whose ``delivery_id`` was already stored, returns the stored event with
     ``created=False``. Edits may repeat: each new text is a new event.
     """
-    kind_ = _choice(FeedbackKind, kind, "feedback kind")
+    kind_ = choice(FeedbackKind, kind, "feedback kind")
     if kind_ is FeedbackKind.EDIT and not (edited_text and edited_text.strip()):
         raise ValueError("an edit needs the edited text (edited_text is empty)")
     if kind_ is not FeedbackKind.EDIT and edited_text is not None:
         raise ValueError(f"edited_text only goes with an edit, not with {kind_.value}")
-    _require_generation(session, generation_id)
+    require_generation(session, generation_id=generation_id)
 
     def existing() -> FeedbackEvent | None:
         return _existing_feedback(
@@ -255,7 +99,7 @@ def record_feedback(
         edited_text=edited_text,
         delivery_id=delivery_id,
     )
-    return _insert_or_fetch(session, event, existing)
+    return insert_or_fetch(session, event, existing)
 
 
 def feedback_by_delivery(session: Session, *, delivery_id: str) -> FeedbackEvent | None:
@@ -301,6 +145,23 @@ def feedback_summary(session: Session, *, generation_id: int) -> FeedbackSummary
         latest_edit=latest_edit,
         edits=edits,
     )
+
+
+def people_by_kind(session: Session, *, generation_id: int) -> dict[FeedbackKind, list[str]]:
+    """Who approved, rejected and edited the generation, as platform user ids (adapters
+    render them as mentions), first event first, each person once per kind; every kind
+    is a key. What the approval quorum counts."""
+    query = (
+        select(FeedbackEvent.kind, User.external_id)
+        .join(User, FeedbackEvent.user_id == User.id)
+        .where(FeedbackEvent.generation_id == generation_id)
+        .order_by(FeedbackEvent.created_at, FeedbackEvent.id)
+    )
+    people: dict[FeedbackKind, list[str]] = {kind: [] for kind in FeedbackKind}
+    for kind, user_id in session.execute(query):
+        if user_id not in people[kind]:  # edits may repeat; a person is named once
+            people[kind].append(user_id)
+    return people
 
 
 # --- training data -----------------------------------------------------------------
@@ -479,6 +340,9 @@ def training_exclusions(
     return counts
 
 
+# --- counts ------------------------------------------------------------------------------
+
+
 def room_stats(session: Session, *, room: Room) -> dict[str, int]:
     """Counts for a room: generations, approvals, rejections, edits."""
     generations = session.scalar(
@@ -500,88 +364,20 @@ def room_stats(session: Session, *, room: Room) -> dict[str, int]:
     }
 
 
-# --- training runs -----------------------------------------------------------------
-
-
-def start_training_run(
-    session: Session, *, base_model: str, dataset_hash: str, example_count: int
-) -> TrainingRun:
-    """Record a run that starts now (status ``running``)."""
-    run = TrainingRun(
-        status=TrainingStatus.RUNNING,
-        base_model=base_model,
-        dataset_hash=dataset_hash,
-        example_count=int(example_count),
-        metrics={},
-        started_at=utcnow(),
+def approved_generation_ids(session: Session, *, room: Room) -> set[int]:
+    """Generations of ``room`` with at least one approval and more approvals than rejections,
+    counting every writer: the room's taste for /recommend. Not training data: that is
+    ``approved_examples``, under the consent rule."""
+    approvals, rejections = _count(FeedbackKind.APPROVE), _count(FeedbackKind.REJECT)
+    query = (
+        select(FeedbackEvent.generation_id)
+        .join(Generation, Generation.id == FeedbackEvent.generation_id)
+        .where(Generation.room_id == room.id, or_(FeedbackEvent.kind == FeedbackKind.APPROVE,
+                                                  FeedbackEvent.kind == FeedbackKind.REJECT))
+        .group_by(FeedbackEvent.generation_id)
+        .having(approvals > 0, approvals > rejections)
     )
-    session.add(run)
-    session.flush()
-    return run
-
-
-def finish_training_run(
-    session: Session,
-    *,
-    run_id: int,
-    status: str,
-    adapter_version: str | None = None,
-    metrics: dict[str, Any] | None = None,
-    notes: str | None = None,
-) -> TrainingRun:
-    """Close a run as succeeded, failed or rejected (by the evaluation gate)."""
-    status_ = _choice(TrainingStatus, status, "training status")
-    if status_ not in FINISHED_STATUSES:
-        allowed = ", ".join(sorted(s.value for s in FINISHED_STATUSES))
-        raise ValueError(f"a run finishes as one of: {allowed}; got {status_.value!r}")
-    run = session.get(TrainingRun, run_id)
-    if run is None:
-        raise ValueError(f"training run {run_id} does not exist")
-    run.status = status_
-    run.finished_at = utcnow()
-    if adapter_version is not None:
-        run.adapter_version = adapter_version
-    if metrics is not None:
-        run.metrics = dict(metrics)
-    if notes is not None:
-        run.notes = notes
-    session.flush()
-    return run
-
-
-def interrupt_running_runs(session: Session, *, note: str) -> list[TrainingRun]:
-    """Close every run still marked running as failed. Call it only while holding the
-    training lock: a run can be running only under the lock, so these died mid-way."""
-    runs = list(session.scalars(select(TrainingRun).where(TrainingRun.status == TrainingStatus.RUNNING)))
-    for run in runs:
-        run.status = TrainingStatus.FAILED
-        run.finished_at = utcnow()
-        run.notes = f"{run.notes}; {note}" if run.notes else note
-    session.flush()
-    return runs
-
-
-def latest_training_run(session: Session) -> TrainingRun | None:
-    """The newest run that started (queued requests are not runs yet)."""
-    return session.scalars(select(TrainingRun).where(TrainingRun.status != TrainingStatus.QUEUED)
-                           .order_by(TrainingRun.id.desc()).limit(1)).first()
-
-
-def claim_training_request(session: Session, *, run_id: int, base_model: str, dataset_hash: str,
-                           example_count: int) -> TrainingRun:
-    """Turn a queued request into the running run that serves it."""
-    run = session.get(TrainingRun, run_id)
-    if run is None or run.status != TrainingStatus.QUEUED:
-        raise ValueError(f"training request {run_id} is not queued")
-    run.status, run.started_at = TrainingStatus.RUNNING, utcnow()
-    run.base_model, run.dataset_hash, run.example_count = base_model, dataset_hash, int(example_count)
-    session.flush()
-    return run
-
-
-def training_runs(session: Session, *, limit: int = 20) -> list[TrainingRun]:
-    """The newest runs first."""
-    return list(session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)))
+    return set(session.scalars(query))
 
 
 def approvals_since(session: Session, *, since: Any | None, room_ref: str | None = None) -> int:
@@ -594,18 +390,3 @@ def approvals_since(session: Session, *, since: Any | None, room_ref: str | None
     if room_ref is not None:
         query = query.join(Room, Generation.room_id == Room.id).where(Room.external_id == room_ref)
     return int(session.scalar(query) or 0)
-
-
-def request_training_run(session: Session, *, note: str) -> TrainingRun:
-    """A run asked for from chat (``/room retrain``), queued for `writersroom trainer`."""
-    run = TrainingRun(status=TrainingStatus.QUEUED, base_model="", dataset_hash="", example_count=0, metrics={},
-                      notes=note)
-    session.add(run)
-    session.flush()
-    return run
-
-
-def pending_training_request(session: Session) -> TrainingRun | None:
-    """The oldest queued request, if any."""
-    return session.scalars(select(TrainingRun).where(TrainingRun.status == TrainingStatus.QUEUED)
-                           .order_by(TrainingRun.id).limit(1)).first()
