@@ -26,6 +26,14 @@ def logged():
     """configure_logging onto a string; returns (configure, read the lines)."""
     stream = io.StringIO()
     handlers = []
+    # Other tests in the process (uvicorn's default config in a test server) may have given these
+    # loggers levels, handlers of their own or propagate=False; start each test from the defaults.
+    saved = {}
+    for name in [*CHATTER, "bm25s", "uvicorn"]:
+        library = logging.getLogger(name)
+        saved[name] = (library.level, library.propagate, library.disabled)
+        library.setLevel(logging.NOTSET)
+        library.propagate, library.disabled = True, False
 
     def configure(level: str, fmt: str = "text") -> None:
         handlers.append(configure_logging(level, fmt, stream=stream))
@@ -33,6 +41,10 @@ def logged():
     yield configure, stream.getvalue
     for handler in handlers:
         logging.getLogger().removeHandler(handler)
+    for name, (level, propagate, disabled) in saved.items():
+        library = logging.getLogger(name)
+        library.setLevel(level)
+        library.propagate, library.disabled = propagate, disabled
 
 
 def say_everything() -> None:
