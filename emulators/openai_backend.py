@@ -26,6 +26,10 @@ COLE
 I kept you alive."""
 
 
+# Longer than any test waits: a request left held by a failed test ends by itself.
+HOLD_LIMIT_S = 120.0
+
+
 class _Server(ThreadingHTTPServer):
     # The standard library listens with a backlog of 5: more concurrent scene requests
     # than that would wait on TCP retransmits (seconds) before the server even saw them.
@@ -42,6 +46,10 @@ class FakeBackend:
     requests: list[dict] = field(default_factory=list)
     scenes: list[str] | None = None  # answers in turn; None: always `scene`
     model_list_requests: int = 0  # GET /v1/models calls seen
+    # held=True: every chat request waits, recorded, until release(). A test that the bots
+    # acknowledge before the backend answers then needs no clock: the acknowledgements cannot
+    # have waited for a scene nobody has been given yet. Model listings are never held.
+    held: bool = False
 
     def answer(self, number: int) -> str:
         """The scene for the request numbered ``number`` (from 0)."""
@@ -49,8 +57,15 @@ class FakeBackend:
             return self.scene
         return self.scenes[min(number, len(self.scenes) - 1)]
 
+    def release(self) -> None:
+        """Answer the held requests, and every later one at once."""
+        self._released.set()
+
     def __post_init__(self) -> None:
         backend = self
+        self._released = threading.Event()
+        if not self.held:
+            self._released.set()
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args) -> None:  # keep test output clean
@@ -72,6 +87,7 @@ class FakeBackend:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 backend.requests.append(body)
                 number = len(backend.requests) - 1
+                backend._released.wait(HOLD_LIMIT_S)
                 time.sleep(backend.delay_s)
                 if backend.fail_with:
                     self._send(backend.fail_with, {"error": {"message": "backend unavailable", "type": "server_error"}})

@@ -231,10 +231,15 @@ def wait_for_backend(settings: Settings, child: subprocess.Popen | None, *, log_
                       f"{settings.backend.startup_timeout_s:.0f} s (WRITERSROOM_BACKEND_STARTUP_TIMEOUT_S)")
 
 
+def slack_configured(settings: Settings) -> bool:
+    """A bot token, and what either mode needs beside it (HTTP: the signing secret; Socket Mode: the app token)."""
+    slack = settings.slack
+    return bool(slack.bot_token and (slack.signing_secret or slack.app_token))
+
+
 def platforms_configured(settings: Settings) -> bool:
     """Whether `start` runs a Slack or Discord bot (else it opens the local room)."""
-    slack = settings.slack
-    return bool(slack.bot_token and (slack.signing_secret or slack.app_token)) or bool(settings.discord.bot_token)
+    return slack_configured(settings) or bool(settings.discord.bot_token)
 
 
 def log_path(settings: Settings) -> Path:
@@ -316,7 +321,7 @@ def room_services(settings: Settings):
 async def run_chat(settings: Settings, *, open_room: bool, loader: LibraryLoader | None = None) -> None:
     services = room_services(settings)
     platforms = []
-    if settings.slack.bot_token and (settings.slack.signing_secret or settings.slack.app_token):
+    if slack_configured(settings):
         say("Slack token set: starting the Slack bot")
         platforms.append(lambda checks: run_slack(settings, services, socket_mode=bool(settings.slack.app_token),
                                                   checks=checks))

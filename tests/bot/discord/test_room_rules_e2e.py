@@ -34,7 +34,6 @@ from tests.bot.discord.harness import (
     running_bot,
     summary,
 )
-from tests.support.held_backend import HeldRequests
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -75,8 +74,7 @@ def test_32_concurrent_commands_are_all_acknowledged_in_time_while_the_backend_i
     are awaited as events, with the error shown if a writer got one instead.
     """
     async def scenario() -> None:
-        held = HeldRequests()
-        with FakeBackend(requests=held) as backend:
+        with FakeBackend(held=True) as backend:
             try:
                 async with discord_room(tmp_path, backend) as (emulator, services), running_bot(emulator, services):
                     writers = [emulator.member(user_id=str(610_000_000_000_000_000 + n), name=f"writer{n}")
@@ -97,14 +95,14 @@ def test_32_concurrent_commands_are_all_acknowledged_in_time_while_the_backend_i
                     assert [(await emulator.callback_for(i)).type for i in ids] == [5] * 32  # "is thinking…"
                     # All acknowledged while the backend has answered no scene: none waited for one.
                     assert emulator.followups == []
-                    held.release()
+                    backend.release()
                     followups = await asyncio.gather(*(emulator.followup_for(i, timeout=60) for i in ids))
                     lacking = [f.message["embeds"][0]["description"][:300] for f in followups
                                if "You sold us out" not in f.message["embeds"][0]["description"]]
                     assert lacking == []  # every writer got a scene (an error reply here says which error)
                     assert len(backend.requests) == 32
             finally:
-                held.release()
+                backend.release()
 
     asyncio.run(scenario())
 

@@ -19,24 +19,23 @@ from tests.bot.slack.helpers import (
     summary,
     thread_replies,
 )
-from tests.support.held_backend import HeldRequests
 
 # --- slash commands -------------------------------------------------------------------
 
 
 def test_dialogue_acks_at_once_then_posts_the_scene_with_four_buttons(open_room):
-    held = HeldRequests()  # the backend answers no scene until the ack is in: the ack cannot wait for one
-    with FakeBackend(requests=held) as slow:
+    # The backend answers no scene until the ack is in: the ack cannot wait for one.
+    with FakeBackend(held=True) as slow:
         try:
             room = open_room(slow.url)
             response = room.sender.command("/dialogue", SITUATION)
             assert response.status_code == 200
             assert not room.api.of("chat.postMessage"), "the ack waited for the scene"
             assert "Writing the scene" in response.text  # Bolt acks with plain text: shown only to the writer
-            held.release()
+            slow.release()
             call = room.api.wait_for("chat.postMessage")[0]
         finally:
-            held.release()
+            slow.release()
     assert call.args["channel"] == "C0ROOM" and call.token == "xoxb-1-writersroom-test"
     assert "You sold us out, Cole." in all_text(call) and "MAYA" in call.args["text"]
     ids = buttons(call)
@@ -252,9 +251,7 @@ def test_concurrent_commands_are_all_acked_at_once(open_room):
     machine can break without the bot being late; how fast the acks are is measured in
     benchmarks/slack_ack.py.)"""
     from concurrent.futures import ThreadPoolExecutor
-
-    held = HeldRequests()
-    with FakeBackend(requests=held) as slow:
+    with FakeBackend(held=True) as slow:
         try:
             room = open_room(slow.url)
             room.sender.command("/wr-help")  # warm up (auth.test) first
@@ -267,10 +264,10 @@ def test_concurrent_commands_are_all_acked_at_once(open_room):
             with ThreadPoolExecutor(6) as pool:
                 assert list(pool.map(ack, range(6))) == [200] * 6
             assert not [call for call in room.api.of("chat.postMessage") if buttons(call)]  # no scene yet
-            held.release()
+            slow.release()
             scenes = room.api.wait_for("chat.postMessage", 6, where=lambda c: bool(buttons(c)), timeout=60)
         finally:
-            held.release()
+            slow.release()
     assert len({buttons(call)["wr_approve"] for call in scenes}) == 6
 
 

@@ -11,7 +11,6 @@ from emulators.openai_backend import FakeBackend
 from llm.client import ChatClient
 from tests.bot.slack.conftest import BOT_TOKEN
 from tests.bot.slack.helpers import QUIET_S, SITUATION, all_text, buttons
-from tests.support.held_backend import HeldRequests
 
 PILOT = """Title: Lighthouse
 
@@ -128,15 +127,15 @@ def test_unknown_subcommand_and_oversized_prompt_get_clear_messages(room, backen
 
 
 def test_slow_backend_past_the_timeout_is_reported_in_the_channel(open_room):
-    held = HeldRequests()  # a backend that has not answered by the timeout, however slow the machine
-    with FakeBackend(requests=held) as slow:
+    # A backend that has not answered by the timeout, however slow the machine.
+    with FakeBackend(held=True) as slow:
         try:
             room = open_room(slow.url)
             room.services.chat = ChatClient(slow.url, timeout_s=0.5, retries=0)  # as the bot builds it from settings
             room.sender.command("/dialogue", SITUATION)
             call = room.api.wait_for("chat.postMessage")[0]
         finally:
-            held.release()
+            slow.release()
     assert ":warning:" in all_text(call) and "took too long" in all_text(call)
     room.sender.command("/wr-help")  # and the app still answers
     room.api.wait_for("chat.postMessage", 2)
