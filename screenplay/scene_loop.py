@@ -55,6 +55,7 @@ CONTINUATION_MAX_TOKENS = 96
 # line or another speaker's name, and a second sample usually gives the line.
 CONTINUATION_TRIES = 2
 
+
 @dataclass(frozen=True)
 class Attempt:
     """One generation, normalized, repaired and checked."""

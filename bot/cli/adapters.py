@@ -35,8 +35,6 @@ ROOM_OPTION_HELP = "A room's platform id (e.g. T1:C42); without it, the default 
 BASE = "the base model"
 
 
-
-
 def _registry() -> Path:
     return Path(settings_or_exit().adapter_dir)
 

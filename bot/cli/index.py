@@ -33,8 +33,6 @@ INDEX_OPTION = typer.Option(None, "--index", help="Directory of the FAISS index 
 KIND_CHOICES = ("flat", "hnsw", "ivfpq", "auto")
 
 
-
-
 def _index_dir(index: Optional[Path]) -> Path:
     if index is not None:
         return index
