@@ -53,6 +53,8 @@ from backend.http_api import (
 )
 from backend.requests import (
     MAX_TOKENS_CAP,
+    ConstraintError,
+    asks_for_constraint,
     continues_final,
     max_tokens_of,
     sampling_params,
@@ -252,12 +254,15 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
         continue_final = continues_final(body)
         if continue_final and body.messages[-1].role != "assistant":
             return error_response(400, "continue_final_message needs an assistant message last.", param="messages")
+        try:
+            params = await _sampling_params_for(body)
+        except ConstraintError as exc:  # a grammar that does not compile, or two constraints at once
+            return error_response(400, str(exc), param=exc.param)
         known, version = resolve(body.model)
         if not known:
             return error_response(404, f"The model '{body.model}' does not exist. Available: {', '.join(model_names())}.",
                           param="model", code="model_not_found")
         finished = tracker(body.model, time.perf_counter(), version)
-        params = sampling_params(body)
         try:
             prompt_ids = generator.encode_prompt([message.model_dump() for message in body.messages], max_tokens,
                                                  continue_final=continue_final)
@@ -306,6 +311,13 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
         return StreamingResponse(_sse(first, deltas, ticket, model, finished), media_type="text/event-stream")
 
     return app
+
+
+async def _sampling_params_for(body: ChatCompletionRequest):
+    """Compiling and checking a grammar is CPU work on untrusted text: off the event loop."""
+    if asks_for_constraint(body):
+        return await asyncio.to_thread(sampling_params, body)
+    return sampling_params(body)
 
 
 async def _sse(first: str | None, deltas: AsyncIterator[str], ticket: Ticket, model: str,

@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import AsyncIterator, Callable
 
 from backend.detokenize import IncrementalText
@@ -361,8 +361,7 @@ class Scheduler:
         result = self.generator.result(item.row, item.finish_reason)
         if ticket.text is not None:
             ticket._push_text(ticket.text.finish(_text_ids(item.row, self.generator.stop_ids)))
-            result = GenerationResult(ticket.text.sent, result.prompt_tokens, result.completion_tokens,
-                                      result.finish_reason)
+            result = replace(result, text=ticket.text.sent)
         if ticket._settle(result=result):
             self.stats.completed += 1
             elapsed = time.monotonic() - ticket.submitted_at

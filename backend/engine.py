@@ -12,6 +12,10 @@ zeros; the attention mask hides every padded column and position ids count only 
 tokens, so a row computes what it would compute alone. When rows leave, leading columns
 that no remaining row uses are cut off again.
 
+Rows that ask for a grammar or a degeneration guard get a backend.constraints.RowConstraint
+when admitted (in the worker thread: its matcher and the shared llguidance vocabulary take
+time to build); a row whose grammar is complete, or broken, finishes with "stop".
+
 Only full-attention DynamicCache models (Llama, Qwen2, SmolLM2, ...) are supported:
 sliding-window caches cannot be padded this way.
 """
@@ -23,12 +27,15 @@ import inspect
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from backend.sampling import RowSampler, SamplingParams, pick_tokens
+
+if TYPE_CHECKING:
+    from backend.constraints import RowConstraint
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
 
@@ -41,6 +48,9 @@ class ModelHost(Protocol):
     stop_ids: frozenset[int]
     pad_id: int
     model_lock: threading.Lock
+
+    def grammar_vocabulary(self) -> Any:
+        """The backend.constraints.GrammarVocabulary of the model's tokenizer (built on first use)."""
 
 
 @dataclass(eq=False)
@@ -60,6 +70,10 @@ class Row:
     @property
     def length(self) -> int:
         return len(self.prompt_ids) + len(self.generated)
+
+    @property
+    def constraint(self) -> RowConstraint | None:
+        return self.sampler.constraint
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,7 @@ class BatchEngine:
         if not rows:
             return []
         self._check_adapters(rows)
+        self._constrain(rows)
         device = self.host.device
         width = max(len(row.prompt_ids) for row in rows)
         ids = torch.tensor([[self.host.pad_id] * (width - len(row.prompt_ids)) + row.prompt_ids for row in rows],
@@ -147,6 +162,17 @@ class BatchEngine:
             if named:
                 raise ValueError(f"adapters {named} asked for, but the model has no LoRA adapters loaded")
 
+    def _constrain(self, rows: list[Row]) -> None:
+        """Give each row that asks for a grammar or guard its matcher and guard state."""
+        asking = [row for row in rows if row.params.constrained and row.constraint is None]
+        if not asking:
+            return
+        from backend.constraints import RowConstraint
+
+        vocabulary = self.host.grammar_vocabulary()
+        for row in asking:
+            row.sampler.constraint = RowConstraint(vocabulary, row.params.grammar, row.params.guard)
+
     def _new_cache(self) -> Any:
         from backend.kv_cache import growing_cache
 
@@ -177,7 +203,8 @@ class BatchEngine:
             row.sampler.append(token)
             seen[index, token] = True
             reason = None
-            if token in self.host.stop_ids:
+            grammar_ended = row.constraint is not None and row.constraint.consume(token)
+            if token in self.host.stop_ids or grammar_ended:
                 reason = "stop"
             elif len(row.generated) >= row.params.max_tokens:
                 reason = "length"

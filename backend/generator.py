@@ -9,13 +9,17 @@ are installed on the shared modules for the length of a forward).
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from backend.constraints import GrammarVocabulary
     from backend.sampling import SamplingParams
+
+log = logging.getLogger(__name__)
 
 
 class PromptTooLongError(ValueError):
@@ -28,6 +32,7 @@ class GenerationResult:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop" or "length"
+    guard_interventions: int = 0  # tokens a degeneration guard refused, and lines it made end
 
 
 def pick_device(setting: str) -> str:
@@ -54,6 +59,8 @@ class ChatGenerator:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.stop_ids)
         self.model_lock: threading.Lock | threading.RLock = threading.Lock()
         self.adapters = None  # an AdapterSet once attach_adapters() ran
+        self._grammar_vocabulary: GrammarVocabulary | None = None
+        self._grammar_vocabulary_lock = threading.Lock()
 
     @property
     def model(self):
@@ -74,6 +81,22 @@ class ChatGenerator:
         the middle of a decode step."""
         self.adapters = adapters
         self.model_lock = adapters.lock
+
+    def grammar_vocabulary(self) -> GrammarVocabulary:
+        """The tokenizer as llguidance sees it, for constrained rows. Built on first use, by the
+        decode worker (~0.35 s for SmolLM2): never at startup, never on the event loop."""
+        with self._grammar_vocabulary_lock:
+            if self._grammar_vocabulary is None:
+                from backend.constraints import GrammarVocabulary
+
+                self._grammar_vocabulary = GrammarVocabulary.from_hf(self.tokenizer, width=self._logits_width(),
+                                                                     stop_ids=self.stop_ids)
+            return self._grammar_vocabulary
+
+    def _logits_width(self) -> int:
+        """The model's output width, which may exceed the tokenizer's (padded embeddings)."""
+        head = self._base_model.get_output_embeddings()
+        return int(getattr(head, "out_features", None) or self._base_model.config.vocab_size)
 
     def names(self) -> list[str]:
         return self.adapters.names() if self.adapters is not None else [self.name]
@@ -118,8 +141,14 @@ class ChatGenerator:
     def result(self, row, finish_reason: str) -> GenerationResult:
         """The response for a finished row: text without the stop token, which still counts as generated."""
         text_ids = row.generated[:-1] if row.generated and row.generated[-1] in self.stop_ids else row.generated
+        constraint = getattr(row, "constraint", None)
+        interventions = constraint.interventions if constraint is not None else 0
+        if constraint is not None:
+            log.debug("constrained row finished (%s, %s): %d guard interventions", finish_reason,
+                      constraint.finish_cause or "by the model", interventions)
         return GenerationResult(text=self.decode(text_ids).strip(), prompt_tokens=len(row.prompt_ids),
-                                completion_tokens=len(row.generated), finish_reason=finish_reason)
+                                completion_tokens=len(row.generated), finish_reason=finish_reason,
+                                guard_interventions=interventions)
 
 
 def stop_token_ids(tokenizer, model) -> frozenset[int]:

@@ -14,8 +14,15 @@ HTTP route's own request model and mapping (backend.requests), minus the wire fo
 
 from __future__ import annotations
 
+import asyncio
+
 from backend.batching import Scheduler
-from backend.requests import continues_final, max_tokens_of, sampling_params
+from backend.requests import (
+    asks_for_constraint,
+    continues_final,
+    max_tokens_of,
+    sampling_params,
+)
 from backend.schemas import ChatCompletionRequest
 from llm.client import Completion
 
@@ -42,7 +49,9 @@ class InProcessChat:
         # The same request model and mapping as the HTTP route: same defaults, same validation.
         body = ChatCompletionRequest(model=model, messages=messages, **sampling)
         prompt_ids = self.generator.encode_prompt(messages, max_tokens_of(body), continue_final=continues_final(body))
-        ticket = self.scheduler.submit(prompt_ids, sampling_params(body), adapter=self._version(model))
+        # A grammar is compiled and checked off the loop, as the HTTP route does; a ConstraintError propagates.
+        params = await asyncio.to_thread(sampling_params, body) if asks_for_constraint(body) else sampling_params(body)
+        ticket = self.scheduler.submit(prompt_ids, params, adapter=self._version(model))
         result = await ticket.wait()
         return Completion(text=result.text, model=model, finish_reason=result.finish_reason,
                           prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)

@@ -7,14 +7,25 @@ per row, as for n-gram bans), and each row draws its random numbers from its own
 torch.Generator: a row's text then depends on its seed and prompt only, never on who it
 shares the batch with. The order (penalties, then temperature, then top_p) is HF's, so a
 greedy row matches `model.generate(do_sample=False)` token for token.
+
+A row may also carry a constraint (backend.constraints.RowConstraint: a grammar and
+degeneration guards). Its mask applies after the penalties and before temperature and
+top_p, as vLLM applies its grammar bitmask; the grammar always wins over n-gram bans, so a
+row is never left without a token. A drawn token the constraint refuses is banned and the
+row draws again, from its own dice, so its text still depends on nothing but its own
+prompt, settings and seed.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    from backend.constraints import DegenerationGuard
 
 
 @dataclass(frozen=True)
@@ -25,10 +36,27 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     seed: int | None = None
+    grammar: str | None = None  # an llguidance grammar (backend.requests converts Lark, regex, JSON schema)
+    guard: DegenerationGuard | None = None
+
+    @property
+    def constrained(self) -> bool:
+        return self.grammar is not None or (self.guard is not None and self.guard.active)
 
 
 _SEEDS = random.SystemRandom()
 _CANDIDATES = 512  # sorting the whole vocabulary per row per step costs more than the rest of sampling
+MAX_REFUSALS_PER_STEP = 16  # past this many refused draws a row takes what it drew: a guard may not stall it
+
+
+class TokenConstraint(Protocol):
+    """What sampling asks of a row's constraint (backend.constraints.RowConstraint is the real one)."""
+
+    def allowed_tokens(self) -> torch.Tensor | None:
+        """A CPU bool mask over the vocabulary, never all False; None where any token may come."""
+
+    def refuses(self, token: int) -> bool:
+        """Whether a drawn token must be drawn again."""
 
 
 @dataclass
@@ -38,6 +66,7 @@ class RowSampler:
     params: SamplingParams
     history: list[int]  # prompt and generated ids: penalties look at both, as in HF
     generator: torch.Generator = field(init=False)
+    constraint: TokenConstraint | None = field(default=None, init=False)  # set by the engine when admitted
     _ngrams: dict[tuple[int, ...], set[int]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,20 +101,82 @@ def _row_tensor(values: list[float], device: torch.device) -> torch.Tensor:
 
 def apply_penalties(logits: torch.Tensor, rows: list[RowSampler], seen: torch.Tensor) -> torch.Tensor:
     """Repetition penalty (HF's rule: divide positive logits, multiply negative ones) and n-gram bans."""
+    logits = _repetition_penalty(logits, rows, seen)
+    for index, row in enumerate(rows):
+        banned = row.banned()
+        if banned:
+            logits = _writable(logits)
+            logits[index, list(banned)] = float("-inf")
+    return logits
+
+
+def _writable(logits: torch.Tensor) -> torch.Tensor:
+    """Logits made under torch.inference_mode cannot be written in place outside it: copy those."""
+    return logits.clone() if logits.is_inference() else logits
+
+
+def _repetition_penalty(logits: torch.Tensor, rows: list[RowSampler], seen: torch.Tensor) -> torch.Tensor:
     penalty = _row_tensor([row.params.repetition_penalty for row in rows], logits.device)
     if bool((penalty != 1.0).any()):
         penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
         logits = torch.where(seen, penalised, logits)
-    for index, row in enumerate(rows):
-        banned = row.banned()
-        if banned:
-            logits[index, list(banned)] = float("-inf")
     return logits
 
 
 def pick_tokens(logits: torch.Tensor, rows: list[RowSampler], seen: torch.Tensor) -> list[int]:
     """One next token per row: argmax for temperature 0, else top_p sampling with the row's own dice."""
-    logits = apply_penalties(logits.float(), rows, seen)
+    if all(row.constraint is None for row in rows):  # the common case costs nothing extra
+        return _draw(apply_penalties(logits.float(), rows, seen), rows)
+    logits = _writable(_repetition_penalty(logits.float(), rows, seen))
+    _restrict(logits, rows, [row.constraint.allowed_tokens() if row.constraint else None for row in rows])
+    tokens = _draw(logits, rows)
+    for index, row in enumerate(rows):
+        if row.constraint is not None:
+            tokens[index] = _redraw_refused(logits[index], row, tokens[index])
+    return tokens
+
+
+def _restrict(logits: torch.Tensor, rows: list[RowSampler], masks: list[torch.Tensor | None]) -> None:
+    """n-gram bans and constraint masks, in place. Where the bans would leave a constrained row
+    nothing, its mask alone applies: the grammar's forced text beats a repeated n-gram."""
+    constrained: list[int] = []
+    allowed: list[torch.Tensor] = []
+    for index, (row, mask) in enumerate(zip(rows, masks)):
+        banned = row.banned()
+        if mask is None:
+            if banned:
+                logits[index, list(banned)] = float("-inf")
+            continue
+        if banned:
+            narrowed = mask.clone()
+            narrowed[list(banned)] = False
+            if narrowed.numpy().any():  # numpy's any: a tenth of torch's on a CPU vector this size
+                mask = narrowed
+        constrained.append(index)
+        allowed.append(mask)
+    if not constrained:
+        return
+    if allowed[0].shape[-1] != logits.shape[-1]:
+        raise ValueError(f"a constraint's mask covers {allowed[0].shape[-1]} tokens, the logits {logits.shape[-1]}")
+    forbidden = ~torch.stack(allowed).to(logits.device)  # one transfer for all constrained rows
+    for slot, index in enumerate(constrained):
+        logits[index].masked_fill_(forbidden[slot], float("-inf"))
+
+
+def _redraw_refused(row_logits: torch.Tensor, row: RowSampler, token: int) -> int:
+    """Ban and draw again while the row's constraint refuses what was drawn (a bounded number of
+    times, and never into an empty row: then the last draw stands)."""
+    for _ in range(MAX_REFUSALS_PER_STEP):
+        if not row.constraint.refuses(token):
+            return token
+        row_logits[token] = float("-inf")
+        if not bool(torch.isfinite(row_logits).any()):
+            return token
+        token = _draw(row_logits.unsqueeze(0), [row])[0]
+    return token
+
+
+def _draw(logits: torch.Tensor, rows: list[RowSampler]) -> list[int]:
     greedy = logits.argmax(dim=-1).tolist()
     sampling = [index for index, row in enumerate(rows) if row.params.temperature > 0]
     if not sampling:

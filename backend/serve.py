@@ -20,9 +20,22 @@ from config.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def serving_generator(settings: Settings) -> str:
+    """The generator in force: on a CUDA host `model.gpu_generator` replaces the CPU default
+    (a GPU runs a 1.5B model faster than two cores run the 135M one); a generator set to
+    anything else is served as set."""
+    chosen = settings.model.generator
+    if chosen == GENERATOR_NAME and settings.model.gpu_generator:
+        from backend.generator import pick_device
+
+        if pick_device(settings.model.device) == "cuda":
+            return settings.model.gpu_generator
+    return chosen
+
+
 def model_name(settings: Settings) -> str:
     """The name clients use for the base model: the setting itself, or a directory's name."""
-    generator = settings.model.generator
+    generator = serving_generator(settings)
     return generator if generator == GENERATOR_NAME or "/" not in generator else Path(generator).name
 
 
@@ -50,7 +63,7 @@ def build_app(settings: Settings, *, embeddings_only: bool = False):
     from backend.app import create_app
     from backend.generator import ChatGenerator
 
-    path = resolve_model(settings.model.generator, default_name=GENERATOR_NAME, cache_dir=settings.model_cache_dir)
+    path = resolve_model(serving_generator(settings), default_name=GENERATOR_NAME, cache_dir=settings.model_cache_dir)
     generator = ChatGenerator(path, name=model_name(settings), device=settings.model.device)
     log.info("generator %s loaded from %s on %s", generator.name, path, generator.device)
     adapters = AdapterSet(generator.model, registry=settings.adapter_dir, base_name=generator.name)

@@ -173,8 +173,12 @@ class ModelSettings(_Section):
 
     generator: str = Field(
         default="smollm2-135m-instruct",
-        description="Generator: `smollm2-135m-instruct` (provisioned from PyPI), a local model "
-        "directory, or a hub id on a connected GPU host.",
+        description="Generator: `smollm2-135m-instruct` or another name from `writersroom models list` (provisioned "
+        "from PyPI), a local model directory, or a hub id on a connected GPU host.",
+    )
+    gpu_generator: str = Field(
+        default="qwen2.5-coder-1.5b-instruct",
+        description="Served instead of the CPU default generator when the backend runs on CUDA; empty: no swap.",
     )
     embedder: str = Field(
         default="all-minilm-l6-v2",
@@ -210,7 +214,13 @@ class GenerationSettings(_Section):
     max_prompt_chars: int = Field(default=1500, ge=20, le=20000, description="Longest situation a writer may type.")
     exemplars: int = Field(default=2, ge=0, le=8, description="Retrieved scenes shown to the model as exemplars.")
     exemplar_chars: int = Field(default=600, ge=100, le=4000, description="Characters kept of each exemplar scene.")
-    max_attempts: int = Field(default=3, ge=1, le=10, description="Generations tried before a scene that fails validation is shown as is.")
+    max_attempts: int = Field(default=3, ge=1, le=10, description="Generations tried before a scene the strict judge fails is shown as is.")
+    constrained: bool = Field(
+        default=True,
+        description="Ask the backend to decode under the scene grammar (structured_outputs; vLLM needs structured outputs on).",
+    )
+    max_speaker_run: int = Field(default=2, ge=1, le=10, description="Most speeches in a row by one character (decoding guard).")
+    max_line_tokens: int = Field(default=48, ge=8, le=400, description="Longest line of a scene, in tokens (decoding guard).")
     copy_guard_words: int = Field(default=12, ge=5, le=100, description="A verbatim run this many words long shared with the library counts as copying.")
 
 

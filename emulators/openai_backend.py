@@ -23,7 +23,13 @@ You sold us out, Cole.
 
 COLE
 (backing away)
-I kept you alive."""
+I kept you alive.
+
+MAYA
+Alive is not the same as free.
+
+COLE
+Then walk away while you still can."""
 
 
 # Longer than any test waits: a request left held by a failed test ends by itself.

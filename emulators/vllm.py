@@ -46,7 +46,9 @@ def scene_body(model: str) -> str:
     """Everything after a heading; the action line says which model wrote it."""
     return (f"A monitor glows in the dark. Its status line reads: written by {model}.\n\n"
             "COLE\n(backing away)\nI kept you alive.\n\n"
-            "MAYA\nThen stay and prove it.")
+            "MAYA\nThen stay and prove it.\n\n"
+            "COLE\nI stayed for ten years.\n\n"
+            "MAYA\nAnd you counted every one of them.")
 
 
 def continuation(prefix: str, model: str) -> str:
@@ -134,6 +136,14 @@ class FakeVllm:
 
     def _chat(self, body: dict[str, Any]):
         self.requests.append(body)
+        structured = body.get("structured_outputs")
+        if structured is not None:  # vLLM's check: a dict naming exactly one kind of constraint
+            kinds = [key for key in ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
+                     if isinstance(structured, dict) and structured.get(key) is not None]
+            if len(kinds) != 1:
+                return _error("You can only use one kind of constraints for structured outputs ('json', 'regex' "
+                              "or 'choice' or 'grammar' or 'json_object' or 'structural_tag').",
+                              "BadRequestError", 400)
         model = body.get("model") or self.base_name
         if model != self.base_name and model not in self.loras:
             return _error(f"The model `{model}` does not exist.", "NotFoundError", 404, param="model")

@@ -1,8 +1,15 @@
-"""The scene loop: generate, normalize to Fountain, repair, validate, retry, continue silent
-voices and check for copying, against anything that speaks the chat-completions API.
+"""The scene loop: generate under the scene grammar, read the structure back as Fountain, judge,
+retry, and check for copying, against anything that speaks the chat-completions API.
 
     result = await generate_scene(chat, model="smollm2-135m-instruct", request=request,
                                   messages=build_messages(request, exemplars), sampling=sampling_parameters(g))
+
+Constrained (the default): the request carries the scene's grammar and degeneration guard
+(screenplay/grammar.py), so form is decided at decoding time; a retry is for what a grammar
+cannot rule out (the strict judge's loops and bounds). Unconstrained (a server without
+structured outputs): the old path — prefilled heading and cue, normalizing prose into
+Fountain, repairing near-miss names, continuing silent voices. Either way the strict judge
+(screenplay/judge.py) says whether a scene is kept.
 
 The bot's /dialogue and thread follow-ups, the training gate and the benchmarks all run
 this one loop (the bot over HTTP, the gate and benchmarks over the backend in process), so
@@ -13,8 +20,8 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Awaitable, Callable, Sequence
 
 from config.settings import GenerationSettings
 from llm.client import ChatClient
@@ -28,12 +35,18 @@ from screenplay.copy_guard import (
 )
 from screenplay.form import (
     HEADING_LINE,
-    ValidationReport,
     derive_heading,
     normalize_fountain,
     repair_names,
-    validate_fountain,
 )
+from screenplay.grammar import (
+    MAX_LINE_TOKENS,
+    MAX_SPEAKER_RUN,
+    SceneShape,
+    parse_scene,
+    render_fountain,
+)
+from screenplay.judge import SceneBounds, Verdict, judge_scene
 from screenplay.prompting import (
     CONTINUE_FINAL_MESSAGE,
     HEADING_MAX_TOKENS,
@@ -45,6 +58,7 @@ from screenplay.prompting import (
     load_template,
     with_prefill,
 )
+from screenplay.vocabulary import judge_words
 
 # Generations per /dialogue when the answer is not valid Fountain; the bot reads
 # settings.generation.max_attempts, this is the default for callers without settings.
@@ -64,14 +78,16 @@ class Attempt:
     raw: str
     seed: int
     model: str
-    before_repair: ValidationReport
-    report: ValidationReport
+    before_repair: Verdict
+    report: Verdict  # the strict judge's
     repairs: tuple[str, ...] = ()
     copy: CopyHit | None = None
+    finish_reason: str = "stop"
 
     def as_json(self) -> dict:
         return {"seed": self.seed, "valid_before_repair": self.before_repair.valid, "valid": self.report.valid,
-                "problems": list(self.report.problems), "repairs": list(self.repairs),
+                "problems": list(self.report.problems), "looping": self.report.looping,
+                "repairs": list(self.repairs), "finish_reason": self.finish_reason,
                 "copy": self.copy.as_json() if self.copy else None}
 
 
@@ -82,6 +98,7 @@ class SceneResult:
     chosen: Attempt
     attempts: list[Attempt]
     prefill: str
+    constrained: bool = False
 
     @property
     def text(self) -> str:
@@ -106,6 +123,7 @@ class SceneResult:
             "attempts": len(self.attempts),
             "seeds": [attempt.seed for attempt in self.attempts],
             "prefill": self.prefill,
+            "constrained": self.constrained,
             "validation": self.chosen.report.as_json(),
             "valid_before_repair": self.chosen.before_repair.valid,
             "repairs": list(self.chosen.repairs),
@@ -129,34 +147,70 @@ def sampling_parameters(settings: GenerationSettings) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class GuardLimits:
+    """The degeneration guard's limits (settings.generation carries them for the bot)."""
+
+    max_speaker_run: int = MAX_SPEAKER_RUN
+    max_line_tokens: int = MAX_LINE_TOKENS
+
+
+def decoding_options(settings: GenerationSettings) -> dict:
+    """How every scene is decoded (the bot and the evaluation gate alike): constrained or not,
+    and the guard's limits."""
+    return {"constrained": settings.constrained,
+            "guard": GuardLimits(settings.max_speaker_run, settings.max_line_tokens)}
+
+
+@dataclass(frozen=True)
+class _Judge:
+    requested: tuple[str, ...]
+    cast: tuple[str, ...]
+
+    def __call__(self, text: str, *, lenient_length: bool = False) -> Verdict:
+        bounds = SceneBounds(min_dialogue_blocks=0) if lenient_length else SceneBounds()
+        return judge_scene(text, requested=self.requested, cast=self.cast, bounds=bounds)
+
+
 async def generate_scene(chat: ChatClient, *, model: str, request: DialogueRequest, messages: list[dict[str, str]],
                          sampling: dict, exemplars: Sequence[SceneHit] = (),
                          search: Callable[..., Awaitable[list[SceneHit]]] | None = None,
                          max_attempts: int = MAX_ATTEMPTS, copy_min_words: int = COPY_MIN_WORDS,
                          copy_search_k: int = COPY_SEARCH_K, seed: int | None = None,
-                         continuation_tries: int = CONTINUATION_TRIES) -> SceneResult:
-    """Generate until a scene is valid Fountain (at most ``max_attempts`` whole scenes), keep
-    the best, then make sure it does not copy the library (one more generation if it does).
+                         continuation_tries: int = CONTINUATION_TRIES, constrained: bool = True,
+                         guard: GuardLimits = GuardLimits(), cast: Sequence[str] = ()) -> SceneResult:
+    """Generate until the strict judge passes a scene (at most ``max_attempts`` whole scenes),
+    keep the best, then make sure it does not copy the library (one more generation if it does).
 
-    A scene whose only flaw is requested characters who never speak is continued with each
-    missing cue written (up to ``continuation_tries`` short requests per character) before
-    another whole scene is asked for: small models often give the first voices all the lines.
+    ``constrained``: ask for the scene grammar and the degeneration guard (screenplay/grammar.py).
+    Without it, a scene whose only flaw is requested characters who never speak is continued
+    with each missing cue written (up to ``continuation_tries`` short requests per character)
+    before another whole scene is asked for: small models often give the first voices all the lines.
+    ``cast``: the room's other known characters, whom the judge accepts as speakers.
 
     ``chat`` is anything with the ChatClient's async ``complete``; no store is touched, so
     benchmarks drive the same loop against an in-process model.
     """
     base_seed = random.SystemRandom().randrange(1, 2**31 - max_attempts - 1) if seed is None else seed
     heading = derive_heading(request.situation)
-    if heading is None and request.characters:
-        heading = await _model_heading(chat, model=model, messages=messages, sampling=sampling, seed=base_seed,
-                                       situation=request.situation)
-    prefill = build_prefill(request, heading)
+    judge = _Judge(request.characters, tuple(name.upper() for name in cast))
+    if constrained:
+        shape = SceneShape.for_request(request, heading=heading, not_name_words=judge_words().not_name_words)
+        prefill = f"{heading}\n\n" if heading else ""
+        extra = shape.request_fields(shape.guard(max_speaker_run=guard.max_speaker_run,
+                                                 max_line_tokens=guard.max_line_tokens))
+    else:
+        if heading is None and request.characters:
+            heading = await _model_heading(chat, model=model, messages=messages, sampling=sampling, seed=base_seed,
+                                           situation=request.situation)
+        prefill, extra = build_prefill(request, heading), {}
     prompt = with_prefill(messages, prefill)
     attempts: list[Attempt] = []
 
     async def attempt() -> Attempt:
         made = await _attempt(chat, model=model, messages=prompt, prefill=prefill, request=request,
-                              sampling=sampling, seed=base_seed + len(attempts))
+                              sampling={**sampling, **extra}, seed=base_seed + len(attempts), judge=judge,
+                              structured=constrained)
         attempts.append(made)
         return made
 
@@ -168,7 +222,7 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
         budget = min(int(sampling.get("max_tokens", CONTINUATION_MAX_TOKENS)), CONTINUATION_MAX_TOKENS)
         made = await _attempt(chat, model=model, messages=with_prefill(messages, open_text), prefill=open_text,
                               request=request, sampling={**sampling, "max_tokens": budget},
-                              seed=base_seed + len(attempts))
+                              seed=base_seed + len(attempts), judge=judge, structured=False)
         attempts.append(made)
         return made
 
@@ -184,15 +238,20 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
         return base
 
     def only_missing(candidate: Attempt) -> bool:
+        """Silent requested voices are the flaw of a scene that is dialogue already (one short of
+        speeches counts as missing them; prose with no speech is redone, not continued)."""
         report = candidate.report
-        return bool(report.missing_characters) and len(report.problems) == 1
+        return bool(report.missing_characters) and report.dialogue_blocks >= 2 and \
+            len(judge(candidate.text, lenient_length=True).problems) == 1
 
     best = await attempt()
     scenes, continued = 1, set()
     while not best.report.valid:
         # A scene whose only flaw is a requested voice that never speaks is continued, not redone
         # (each scene once: a scene kept as best after its continuations failed is not retried).
-        if only_missing(best) and continuation_tries and id(best) not in continued:
+        # Under the grammar every requested voice speaks in the first round, so this is the
+        # unconstrained path's.
+        if not constrained and only_missing(best) and continuation_tries and id(best) not in continued:
             continued.add(id(best))
             best = await give_voices(best)
             continued.add(id(best))
@@ -205,10 +264,11 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
         if latest.report.score > best.report.score:
             best = latest
     if copy_min_words > 0 and best.text:
-        extra = [CopySource("the worked example in config/prompts/dialogue.toml", load_template()["example_scene"])]
+        extra_sources = [CopySource("the worked example in config/prompts/dialogue.toml",
+                                    load_template()["example_scene"])]
 
         async def copied(candidate: Attempt) -> Attempt:
-            hit = await check_copy(candidate.text, exemplars=list(exemplars), search=search, extra=extra,
+            hit = await check_copy(candidate.text, exemplars=list(exemplars), search=search, extra=extra_sources,
                                    min_words=copy_min_words, k=copy_search_k)
             checked = replace(candidate, copy=hit)
             attempts[attempts.index(candidate)] = checked
@@ -219,7 +279,7 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
             again = await copied(await attempt())
             if again.text and (not again.copy or again.report.score > best.report.score):
                 best = again
-    return SceneResult(best, attempts, prefill)
+    return SceneResult(best, attempts, prefill, constrained)
 
 
 async def _model_heading(chat: ChatClient, *, model: str, messages: list[dict[str, str]], sampling: dict, seed: int,
@@ -236,17 +296,28 @@ async def _model_heading(chat: ChatClient, *, model: str, messages: list[dict[st
 
 
 async def _attempt(chat: ChatClient, *, model: str, messages: list[dict[str, str]], prefill: str,
-                   request: DialogueRequest, sampling: dict, seed: int) -> Attempt:
+                   request: DialogueRequest, sampling: dict, seed: int, judge: _Judge, structured: bool) -> Attempt:
     extension = CONTINUE_FINAL_MESSAGE if prefill else {}
     completion = await chat.complete(model=model, messages=messages, **sampling, seed=seed, **extension)
     raw = join_prefill(prefill, completion.text)
-    text = normalize_fountain(raw, characters=request.characters, situation=request.situation,
-                              truncated=completion.finish_reason == "length")
-    before = validate_fountain(text, request.characters)
+    truncated = completion.finish_reason == "length"
+    # Cut off by max_tokens, a grammar's scene loses its unfinished last paragraph and keeps its shape.
+    complete = raw[:raw.rstrip().rfind("\n\n")] if truncated and "\n\n" in raw.rstrip() else raw
+    scene = parse_scene(complete) if structured else None
+    if scene is not None:  # the grammar's structure, rendered: nothing to normalize or repair
+        text = render_fountain(scene)
+        report = judge(text)
+        return Attempt(text, completion.text, seed, completion.model, report, report,
+                       finish_reason=completion.finish_reason)
+    # From a server that ignored the grammar (or no grammar asked): turn what can be turned into
+    # Fountain (a cut-off last speech is dropped) and repair near-miss names.
+    text = normalize_fountain(raw, characters=request.characters, situation=request.situation, truncated=truncated)
+    before = judge(text)
     repairs: list[str] = []
     report = before
     if not before.valid:
         repaired, repairs = repair_names(text, request.characters)
         if repairs:
-            text, report = repaired, validate_fountain(repaired, request.characters)
-    return Attempt(text, completion.text, seed, completion.model, before, report, tuple(repairs))
+            text, report = repaired, judge(repaired)
+    return Attempt(text, completion.text, seed, completion.model, before, report, tuple(repairs),
+                   finish_reason=completion.finish_reason)

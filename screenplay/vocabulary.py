@@ -18,8 +18,8 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["WORDS_FILE", "HeadingWords", "ScreenplayWords", "SpeechWords", "StageWords", "parse_words",
-           "screenplay_words"]
+__all__ = ["WORDS_FILE", "HeadingWords", "JudgeWords", "ScreenplayWords", "SpeechWords", "StageWords",
+           "judge_words", "parse_judge_words", "parse_words", "screenplay_words"]
 
 WORDS_FILE = "screenplay_words.toml"  # in the config package, beside default.toml
 
@@ -109,6 +109,27 @@ def parse_words(data: Mapping[str, Any]) -> ScreenplayWords:
         ),
         abbreviations=_words(_table(data, "sentences"), "abbreviations"),
     )
+
+
+@dataclass(frozen=True)
+class JudgeWords:
+    """For the strict judge of a generated scene (screenplay.judge)."""
+
+    not_name_words: frozenset[str]  # a cue holding one is a sentence in capitals, not a name
+    place_words: frozenset[str]  # may stand in a heading's place; the other not-name words may not
+
+
+@cache
+def judge_words() -> JudgeWords:
+    """The [judge] table of the config package's screenplay_words.toml (read on first use)."""
+    text = resources.files("config").joinpath(WORDS_FILE).read_text(encoding="utf-8")
+    return parse_judge_words(tomllib.loads(text))
+
+
+def parse_judge_words(data: Mapping[str, Any]) -> JudgeWords:
+    """The file's [judge] table -> its lists; TypeError and ValueError as parse_words raises them."""
+    judge = _table(data, "judge")
+    return JudgeWords(not_name_words=_words(judge, "not_name_words"), place_words=_words(judge, "place_words"))
 
 
 def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:

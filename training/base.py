@@ -14,7 +14,8 @@ FINAL_EVAL = False
 def base_model(settings: Settings) -> tuple[Path, str]:
     """The base model's directory and the name the backend serves it under."""
     from backend.provision import GENERATOR_NAME, resolve_model
-    from backend.serve import model_name
+    from backend.serve import model_name, serving_generator
 
-    path = resolve_model(settings.model.generator, default_name=GENERATOR_NAME, cache_dir=settings.model_cache_dir)
+    # The model that serves is the model adapters are trained on.
+    path = resolve_model(serving_generator(settings), default_name=GENERATOR_NAME, cache_dir=settings.model_cache_dir)
     return Path(path), model_name(settings)

@@ -16,7 +16,8 @@ Two sets, split by when and how they were written (a fixed rule, not a random dr
   them (it does in 94 of the 100 tuning prompts): on them the model names every scene's
   place itself, and the figure says how /dialogue does on requests the lists know nothing
   of, a harder case than requests naming a common place; read it as that, not as the
-  share over all requests. The Fountain validity benchmark (benchmarks/fountain_validity.py)
+  share over all requests. The scene quality benchmark (benchmarks/scene_quality.py; its predecessor
+  benchmarks/fountain_validity.py wrote benchmarks/samples/fountain_validity_heldout.json)
   and the training gate (the first ``training.eval_generations`` of them, from every model
   it compares, so a candidate and what serves are judged on the same requests, run after
   run; at most 50) measure on these.

@@ -82,6 +82,7 @@ class EvalSetup:
     prompts: list[str]  # requests to sample one scene each from
     sampling: dict[str, Any]  # temperature, top_p, repetition_penalty, no_repeat_ngram_size, max_tokens
     work_dir: Path
+    decoding: dict[str, Any] = field(default_factory=dict)  # screenplay.scene_loop.decoding_options: as served
     max_seq_len: int = 512
     seed: int = 0
     device: str = "auto"
@@ -219,7 +220,8 @@ async def _sample(chat: Any, model: str, number: int, prompt: str, setup: EvalSe
     # The same seed for the same prompt in every model: the comparison is paired.
     result = await generate_scene(chat, model=model, request=request, messages=messages, sampling=setup.sampling,
                                   max_attempts=1, continuation_tries=0, copy_min_words=0,
-                                  seed=setup.seed * 1000 + number)
+                                  seed=setup.seed * 1000 + number, **setup.decoding)
     first = result.attempts[0]
+    # "valid" is the strict judge's verdict (screenplay/judge.py), the one writers are served under.
     return {"prompt": prompt, "valid": first.report.valid, "problems": list(first.report.problems),
-            "text": first.text}
+            "looping": first.report.looping, "text": first.text}

@@ -276,7 +276,7 @@ def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, b
               room: str | None) -> tuple[Any, Any, Any, str]:
     from registry import versions as registry
     from screenplay.prompting import build_messages, parse_dialogue_request
-    from screenplay.scene_loop import sampling_parameters
+    from screenplay.scene_loop import decoding_options, sampling_parameters
     from training.eval_prompts import HELDOUT_PROMPTS
     from training.gate import EvalSetup, decide, evaluate_models
     from training.trainer import mixed_bf16, pick_device
@@ -301,7 +301,7 @@ def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, b
         serving_label=serving_version or "base model",
         validation_chats=[e.messages for e in data.validation], screenplay_chats=screenplay_chats,
         prompts=list(HELDOUT_PROMPTS[: t.eval_generations]),  # requests no heuristic was tuned on
-        sampling=sampling_parameters(g),
+        sampling=sampling_parameters(g), decoding=decoding_options(g),
         work_dir=work_dir, max_seq_len=t.max_seq_len, seed=t.seed, device=settings.model.device,
         exemplar_chars=g.exemplar_chars, bf16=mixed_bf16(t.precision, pick_device(settings.model.device)))
     candidate, serving = evaluate_models(setup)

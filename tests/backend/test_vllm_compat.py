@@ -265,9 +265,12 @@ def test_dialogue_uses_the_promoted_version_once_vllm_lists_it(tmp_path: Path) -
     assert not after.is_error, after
     scene = after.sections[0].body
     assert after.metadata["model"] == OLD and after.metadata["adapter"] == OLD
-    assert f"written by {OLD}." in scene and scene.startswith("EXT. RAINY ALLEY - DAY\n\nMAYA\n")
+    assert f"written by {OLD}." in scene and scene.startswith("EXT. RAINY ALLEY - DAY\n\n")
+    assert after.metadata["valid"]
     assert {body["model"] for body in vllm.requests[sent:]} == {OLD}
     assert vllm.requests[-1]["continue_final_message"] is True  # vLLM continued the opened scene
+    # under the scene grammar, in the field vLLM takes (the emulator refuses a malformed one)
+    assert vllm.requests[-1]["structured_outputs"]["grammar"].startswith("start:")
     with session_scope(services.sessions) as session:
         generation = generations.get_generation(session, generation_id=after.generation_id)
         assert generation.model == OLD and generation.adapter == OLD

@@ -235,7 +235,8 @@ def test_an_invalid_first_answer_is_retried_and_the_valid_second_returned(tmp_pa
     from store.db import session_scope
 
     prose = "She looked at him. He said nothing, and the rain kept falling on the alley."
-    valid = "EXT. ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nCOLE\nI kept you alive."
+    valid = ("EXT. ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nCOLE\nI kept you alive.\n\n"
+             "MAYA\nAlive is not free.\n\nCOLE\nThen walk away.")
     with FakeBackend(scenes=[prose, valid]) as backend:
         services = make_core_services(tmp_path, backend.url)
         invocation = Invocation(platform="slack", room_id="T1:C1", user_id="U1",
@@ -246,7 +247,12 @@ def test_an_invalid_first_answer_is_retried_and_the_valid_second_returned(tmp_pa
     with session_scope(services.sessions) as session:
         parameters = generations.get_generation(session, generation_id=reply.generation_id).parameters
     assert parameters["attempts"] == 2 and parameters["validation"]["valid"]
+    assert parameters["validation"]["judge"] == "strict-v1" and parameters["constrained"] is True
     assert parameters["attempt_log"][0]["valid"] is False
+    # Each request asked for the scene grammar (as vLLM takes it) and our degeneration guard.
+    for request in backend.requests:
+        assert request["structured_outputs"]["grammar"].startswith("start:")
+        assert request["degeneration_guard"]["speakers"] == ["MAYA", "COLE"]
 
 
 def test_never_valid_answers_stop_after_max_attempts_with_a_visible_warning(tmp_path):
@@ -258,12 +264,38 @@ def test_never_valid_answers_stop_after_max_attempts_with_a_visible_warning(tmp_
     from emulators.openai_backend import FakeBackend
     from screenplay.scene_loop import MAX_ATTEMPTS
 
-    only_maya = "EXT. ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nMAYA\nSay something."
+    only_maya = "EXT. ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nCOLE\nSay something.\n\nMAYA\nNo."
     worse = "Nothing but prose, all the way down."
-    # Requests 3 and 4 continue only_maya with COLE's cue written (two tries); empty answers leave
-    # COLE silent; request 5 is the third and last whole scene (empty again).
+    # Under the grammar every requested voice speaks, so nothing is continued: three whole scenes.
     with FakeBackend(scenes=[worse, only_maya, ""]) as backend:
         services = make_core_services(tmp_path, backend.url)
+        invocation = Invocation(platform="slack", room_id="T1:C1", user_id="U1",
+                                text="a detective corners her partner in an alley characters: Maya, Cole")
+        reply = asyncio.run(dispatch(services, "dialogue", invocation))
+    assert len(backend.requests) == MAX_ATTEMPTS == 3
+    assert reply.sections[0].body == only_maya  # the best of the three
+    assert reply.sections[1].kind is SectionKind.TEXT
+    assert "not fully in screenplay form after 3 attempt(s)" in reply.sections[1].body
+    assert "3 speeches; a scene needs at least 4" in reply.sections[1].body
+
+
+def test_unconstrained_a_silent_voice_is_continued_before_the_scene_is_redone(tmp_path):
+    import asyncio
+
+    from bot.core.commands import dispatch
+    from bot.core.replies import Invocation, SectionKind
+    from emulators.core_services import make_core_services
+    from emulators.openai_backend import FakeBackend
+    from screenplay.scene_loop import MAX_ATTEMPTS
+
+    only_maya = ("EXT. ALLEY - NIGHT\n\nA BARMAN leans in a doorway.\n\nMAYA\nYou sold us out.\n\nBARMAN\nNot in here.\n\n"
+                 "MAYA\nSay something.\n\nBARMAN\nOut.")
+    worse = "Nothing but prose, all the way down."
+    # Without the grammar (a server that has no structured outputs): requests 3 and 4 continue
+    # only_maya with COLE's cue written (two tries); empty answers leave COLE silent; request 5 is
+    # the third and last whole scene (empty again).
+    with FakeBackend(scenes=[worse, only_maya, ""]) as backend:
+        services = make_core_services(tmp_path, backend.url, generation={"constrained": False})
         invocation = Invocation(platform="slack", room_id="T1:C1", user_id="U1",
                                 text="a detective corners her partner in an alley characters: Maya, Cole")
         reply = asyncio.run(dispatch(services, "dialogue", invocation))
@@ -272,7 +304,8 @@ def test_never_valid_answers_stop_after_max_attempts_with_a_visible_warning(tmp_
     assert reply.sections[0].body == only_maya  # the best of the five
     assert reply.sections[1].kind is SectionKind.TEXT
     assert "not fully in screenplay form after 5 attempt(s)" in reply.sections[1].body
-    assert "requested character(s) never speak: COLE" in reply.sections[1].body
+    assert "COLE never speaks" in reply.sections[1].body
+    assert all("structured_outputs" not in request for request in backend.requests)
 
 
 def test_the_attempt_limit_and_copy_guard_length_come_from_settings(tmp_path):

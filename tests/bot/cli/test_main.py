@@ -76,6 +76,10 @@ def test_dialogue_json_has_text_model_adapter_and_sources(indexed, generator_dir
     assert scene["model"] == "smollm2-135m-instruct" and scene["adapter"] is None
     assert len(scene["text"].split()) > 5
     assert scene["sources"] and {"script_id", "title", "scene"} <= set(scene["sources"][0])
+    # the strict judge's verdict rides along, whatever it is for 80 tokens of a 135M model
+    verdict = scene["validation"]
+    assert verdict["judge"] == "strict-v1" and verdict["valid"] == scene["valid"]
+    assert isinstance(verdict["problems"], list) and verdict["valid"] == (not verdict["problems"])
 
 
 def test_dialogue_without_a_backend_explains(indexed):

@@ -47,9 +47,11 @@ def test_dialogue_answers_with_a_scene_buttons_and_sources(services, backend):
     sent = backend.requests[0]
     assert sent["model"] == "fake-model" and sent["temperature"] == 0.7 and sent["repetition_penalty"] == 1.05
     assert "Characters: MAYA, COLE" in sent["messages"][-2]["content"]
-    # the answer is begun for the model: heading and first cue (vLLM's continue_final_message)
-    assert sent["messages"][-1] == {"role": "assistant", "content": "INT. LAB - DAY\n\nMAYA\n"}
+    # the answer is begun for the model with the heading (vLLM's continue_final_message); the scene
+    # grammar takes it from there, MAYA first since she was named first
+    assert sent["messages"][-1] == {"role": "assistant", "content": "INT. LAB - DAY\n\n"}
     assert sent["continue_final_message"] is True and sent["add_generation_prompt"] is False
+    assert 'block_0: "MAYA"' in sent["structured_outputs"]["grammar"]
     assert len(backend.requests) == 1  # valid at once: no retry
     with session_scope(services.sessions) as session:
         generation = generations.get_generation(session, generation_id=reply.generation_id)
@@ -146,10 +148,16 @@ def test_similar_on_an_empty_library_says_how_to_fill_it(services):
     assert "library is empty" in reply.text and "writersroom ingest" in reply.text
 
 
+# Without the scene grammar (a server with no structured outputs), a scene whose only flaw is a
+# silent requested voice is continued; under the grammar every requested voice speaks anyway.
+SILENT_COLE = ("EXT. RAINY ALLEY - NIGHT\n\nA BARMAN wipes the counter.\n\nMAYA\nYou sold us out.\n\n"
+               "BARMAN\nNot in here.\n\nMAYA\nSay something.")
+
+
 def test_a_requested_voice_that_never_speaks_is_continued_not_rewritten(tmp_path):
-    first = "EXT. RAINY ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nMAYA\nSay something."
+    first = SILENT_COLE
     with FakeBackend(scenes=[first, "I kept you alive."]) as backend:
-        services = make_core_services(tmp_path, backend.url)
+        services = make_core_services(tmp_path, backend.url, generation={"constrained": False})
         reply = run(dispatch(services, "dialogue", ask("a detective corners her partner in a rainy alley at night "
                                                       "characters: Maya, Cole")))
     assert reply.metadata["valid"] and len(backend.requests) == 2
@@ -161,12 +169,12 @@ def test_a_requested_voice_that_never_speaks_is_continued_not_rewritten(tmp_path
 
 
 def test_each_silent_voice_gets_its_own_continuation_and_a_second_try(tmp_path):
-    first = "EXT. RAINY ALLEY - NIGHT\n\nMAYA\nYou sold us out.\n\nMAYA\nSay something."
+    first = SILENT_COLE
     # COLE's first continuation answers the cue with a blank line and another speaker (no line for
     # COLE); the second try gives his line; then RUIZ's cue is continued once and speaks.
     answers = [first, "\nMAYA\nWell?", "I kept you alive.", "Both of you, hands up."]
     with FakeBackend(scenes=answers) as backend:
-        services = make_core_services(tmp_path, backend.url)
+        services = make_core_services(tmp_path, backend.url, generation={"constrained": False})
         reply = run(dispatch(services, "dialogue", ask("a detective corners her partner in a rainy alley at night "
                                                       "characters: Maya, Cole, Ruiz")))
     assert reply.metadata["valid"] and len(backend.requests) == 4

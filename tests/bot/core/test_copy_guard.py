@@ -37,7 +37,13 @@ BOB
 Something in here is humming my name.
 
 MARGARET
-Then answer it, before it answers for you."""
+Then answer it, before it answers for you.
+
+BOB
+It wants to know if you're coming.
+
+MARGARET
+Tell it I never left."""
 
 
 def bundled_hits() -> list[SceneHit]:
@@ -67,7 +73,7 @@ def copied_scene() -> str:
     """Our own heading and cues around a long stretch of the bundled park scene."""
     park = next(hit for hit in bundled_hits() if hit.scene.heading == "EXT. PARK--DAY")
     stolen = " ".join(park.scene.text.split("\n\n")[1].split())  # the opening action paragraph, verbatim
-    return f"EXT. PARK - DAY\n\n{stolen}\n\nBOB\nHi hello.\n\nMARGARET\nHiii."
+    return f"EXT. PARK - DAY\n\n{stolen}\n\nBOB\nHi hello.\n\nMARGARET\nHiii.\n\nBOB\nNice day.\n\nMARGARET\nIt is."
 
 
 # -- units -----------------------------------------------------------------------------
