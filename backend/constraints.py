@@ -54,7 +54,7 @@ class DegenerationGuard:
     no_repeated_lines: no completed line twice (cues excepted), compared case- and punctuation-blind;
     no_phrase_loops: within a line, no word or word pair three times running and no longer phrase
         twice running ("no no no", "the fire the fire the fire"), no run of punctuation, and no
-        four-word phrase a third time in the row's text;
+        four-word phrase a third time or three-word phrase a fourth time in the row's text;
     max_line_tokens: past this many tokens in a line, only tokens that end it (None: no limit).
     """
 
@@ -107,7 +107,7 @@ class _Lines:
     said: frozenset[str] = frozenset()
     last_cue: str | None = None
     cue_run: int = 0
-    phrases: Counter = field(default_factory=Counter)  # word 4-grams of closed lines (cues excepted)
+    phrases: Counter = field(default_factory=Counter)  # word 3- and 4-grams of closed lines (cues excepted)
 
 
 class RowConstraint:
@@ -175,7 +175,7 @@ class RowConstraint:
         text = self.vocabulary.pieces[token] + self._forced_after(token)
         if self.guard.no_phrase_loops:
             line = (self.lines.open + text).split(b"\n")[0]
-            if loops_within(line) or self._phrase_said_twice(line):
+            if loops_within(line) or self._phrase_too_often(line):
                 self.interventions += 1
                 return True
         if b"\n" not in text:
@@ -194,18 +194,20 @@ class RowConstraint:
             return b""
         return trial.compute_ff_bytes()
 
-    def _phrase_said_twice(self, line: bytes) -> bool:
-        """Whether the line's newest four words were said twice before in this scene (the strict
-        judge fails a phrase said a fifth time; past the second the scene is stuck)."""
+    def _phrase_too_often(self, line: bytes) -> bool:
+        """Whether the line's newest words make a phrase one time too many (PHRASE_LIMITS)."""
         text = line.decode("utf-8", errors="replace")
         if cue_of(text.strip(), self.speakers) is not None:
             return False
         words = normalised(text).split()
-        if len(words) < PHRASE_WORDS:
-            return False
-        newest = tuple(words[-PHRASE_WORDS:])
-        earlier_in_line = sum(1 for gram in phrases_of(words[:-1]) if gram == newest)
-        return self.lines.phrases[newest] + earlier_in_line >= 2
+        earlier = phrases_of(words[:-1])
+        for size, limit in PHRASE_LIMITS.items():
+            if len(words) < size:
+                continue
+            newest = tuple(words[-size:])
+            if self.lines.phrases[newest] + earlier.count(newest) >= limit:
+                return True
+        return False
 
     def consume(self, token: int) -> bool:
         """Record the chosen token; True when the grammar has ended the row (complete or broken)."""
@@ -261,12 +263,16 @@ class RowConstraint:
 
 
 _LOOP_PHRASE_WORDS = 6  # longest phrase checked for an immediate repeat
-PHRASE_WORDS = 4  # a phrase this long may be said twice in a scene, not three times
+# How often a phrase of so many words may be said in one row's text: a four-word phrase twice,
+# a three-word one three times (the strict judge fails either at its fifth time; past these the
+# scene is stuck on it).
+PHRASE_LIMITS = {3: 3, 4: 2}
 
 
 def phrases_of(words: list[str]) -> list[tuple[str, ...]]:
-    return [tuple(words[start:start + PHRASE_WORDS]) for start in range(len(words) - PHRASE_WORDS + 1)]
-_PUNCTUATION_RUN = re.compile(r"(?:[.?!,\u2026]\s*){4,}$")  # ". . . . ." or "?...?": "..." itself is speech
+    return [tuple(words[start:start + size]) for size in PHRASE_LIMITS for start in range(len(words) - size + 1)]
+# ". . . . .", "?...?" or ".'. .'": "..." itself is speech, and so is "--".
+_PUNCTUATION_RUN = re.compile(r"(?:[.?!,;:'`*\-\u2026]\s*){4,}$")
 
 
 def loops_within(line: bytes) -> bool:

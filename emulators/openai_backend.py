@@ -3,7 +3,8 @@
 For tests of the chat side only (bots, local room): the real backend and the real
 model are tested on their own in tests/backend. `delay_s` makes it slow (each request
 sleeps in its own thread, so concurrent requests overlap), `fail_with` makes it answer
-an error status, and `requests` records what the bot sent.
+an error status, and `requests` records the scene requests the bot sent (`cast_requests` the
+short ones that name characters a writer left to the model).
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ class FakeBackend:
     # acknowledge before the backend answers then needs no clock: the acknowledgements cannot
     # have waited for a scene nobody has been given yet. Model listings are never held.
     held: bool = False
+    # A scene request whose writer named fewer than two characters is preceded by a short one in
+    # which the model names them (screenplay.grammar.cast_grammar); it is answered with `cast`,
+    # as a model decoding under that grammar would, and kept apart from `requests` (the scenes).
+    cast: str = " Maya, Cole"
+    cast_requests: list[dict] = field(default_factory=list)
+
+    @staticmethod
+    def is_cast_request(body: dict) -> bool:
+        last = (body.get("messages") or [{}])[-1]
+        return last.get("role") == "assistant" and last.get("content") == "Characters:"
 
     def answer(self, number: int) -> str:
         """The scene for the request numbered ``number`` (from 0)."""
@@ -91,6 +102,10 @@ class FakeBackend:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if backend.is_cast_request(body):  # the model names characters the writer left open
+                    backend.cast_requests.append(body)
+                    self._answer(backend.cast)
+                    return
                 backend.requests.append(body)
                 number = len(backend.requests) - 1
                 backend._released.wait(HOLD_LIMIT_S)
@@ -98,9 +113,12 @@ class FakeBackend:
                 if backend.fail_with:
                     self._send(backend.fail_with, {"error": {"message": "backend unavailable", "type": "server_error"}})
                     return
+                self._answer(backend.answer(number))
+
+            def _answer(self, text: str) -> None:
                 self._send(200, {
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": backend.model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": backend.answer(number)},
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                  "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
                 })

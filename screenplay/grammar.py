@@ -42,7 +42,9 @@ MAX_SPEAKER_RUN = 2  # the judge fails four in a row; two already reads oddly
 MAX_LINE_TOKENS = 48  # about 200 characters in SmolLM2's tokens: a line longer than that is cut to an end
 
 
-_HAS_LOWER = "/[^\\n]*[a-z][^\\n]*/"
+# Starts like speech, holds a lower-case letter within its first words (a whole line in
+# capitals is shouting, and a line of capitals and dots could never end), ends like a sentence.
+_LINE = "[A-Z\"'…¿¡][^\\n]{0,11}[a-z][^\\n]*[.!?…\"'-]"
 # An action line opens on a capitalised word ("She", "Rain"), on "A"/"An"/"The" and a character
 # introduced in capitals ("A BARMAN"), or on a requested character's name ("MAYA turns"): a made-up
 # name in capitals opening a line is how SmolLM2 smuggles in speakers nobody asked for.
@@ -73,13 +75,16 @@ class SceneShape:
     requested: tuple[str, ...]  # upper-case names, in the writer's order
     write_heading: bool  # False: the heading is prefilled and the grammar starts after it
     not_name_words: frozenset[str] = frozenset()  # words no invented cue may hold
+    sentence_words: frozenset[str] = frozenset()  # words that make a heading's place a sentence
     min_blocks: int = MIN_BLOCKS
     max_blocks: int = MAX_BLOCKS
 
     @classmethod
     def for_request(cls, request: DialogueRequest, *, heading: str | None,
-                    not_name_words: frozenset[str] = frozenset(), min_blocks: int = MIN_BLOCKS) -> SceneShape:
-        return cls(tuple(name.upper() for name in request.characters), heading is None, not_name_words, min_blocks)
+                    not_name_words: frozenset[str] = frozenset(), sentence_words: frozenset[str] = frozenset(),
+                    min_blocks: int = MIN_BLOCKS) -> SceneShape:
+        return cls(tuple(name.upper() for name in request.characters), heading is None, not_name_words,
+                   sentence_words, min_blocks)
 
     @property
     def invents_speakers(self) -> bool:
@@ -89,7 +94,7 @@ class SceneShape:
     def lark(self) -> str:
         rules = [f"start: {'heading ' if self.write_heading else ''}action? {self._blocks()}"]
         if self.write_heading:
-            rules += ['heading: HEADING "\\n\\n"', f"HEADING: {self._heading_terminal()}"]
+            rules += self._heading_rules()
         for index, name in enumerate(self.requested):
             rules.append(f'block_{index}: {_literal(name)} "\\n" body')
         rules += ["block_any: CUE \"\\n\" body", f"CUE: {self._cue_terminal()}",
@@ -98,9 +103,7 @@ class SceneShape:
                   'body: paren? LINE "\\n\\n"',
                   'paren: PAREN "\\n"',
                   r"PAREN: /\([a-z][a-z ,'’-]{1,30}\)/",
-                  # Starts like speech, ends like a sentence, and holds a lower-case letter:
-                  # no "YOU'RE THE SAME" shouted as dialogue.
-                  f"LINE: /[A-Z\"'…¿¡][^\\n]*[.!?…\"'-]/ & {_HAS_LOWER}",
+                  f"LINE: /{_LINE}/",
                   'action: ACTION "\\n\\n"',
                   # A sentence about what happens, opening on a word or a NAME and a verb: not
                   # "NAME: speech", "NAME (to X) speech", quoted speech or a list of names in capitals.
@@ -121,19 +124,32 @@ class SceneShape:
         names = "|".join(f"{_regex_escape(name)} " for name in self._name_words())  # "MARSH" for DEPUTY MARSH
         return f"{_ACTION_WORD_OPENING}|{names}" if names else _ACTION_WORD_OPENING
 
-    def _heading_terminal(self) -> str:
-        word = "[A-Z][A-Z'’]{1,14}"  # no hyphen chains ("LAST-FAMILY-ESTIMATED-THE-...")
+    def _heading_rules(self) -> list[str]:
+        """A heading word by word, each word its own terminal carrying the space before it (so no
+        terminal ever has to give a space back to the next: llguidance lexes without
+        backtracking), each ruling out words a place never holds. One terminal for the whole
+        heading with these exclusions intersected in is too much for llguidance's lexer
+        ("LexerTooComplex" at "EXT. DAYL")."""
         times = "|".join(HEADING_TIMES)
-        terminal = f"/(INT|EXT)\\. {word}( {word}){{0,3}} - ({times})/"
-        # A time of day is no place ("EXT. NIGHT - DAY"), nor is a place that starts or ends on a
-        # small word ("EXT. DAY OF THE LAST - DAY").
-        small, joining = "|".join(_SMALL_PLACE_WORDS), "|".join(_SMALL_PLACE_WORDS[3:])  # "THE PIER" is a place
-        terminal += (f" & ~/(INT|EXT)\\. (.* )?({times})( .*)? - .*/"
-                     f" & ~/(INT|EXT)\\. (({joining}) .*|(.* )?({small})) - .*/")
-        names = self._name_words()
-        if names:  # "INT. RHEA - DAY": a place is not a person
-            terminal += f" & ~/(INT|EXT)\\. ({'|'.join(map(_regex_escape, names))}) - .*/"
-        return terminal
+        # Never in a place: a time of day ("EXT. NIGHT - DAY"), a word that makes it a sentence
+        # ("CHURTLAND IS DEAD"), a requested character's name ("INT. RHEA - DAY").
+        never = sorted({*HEADING_TIMES, *(word.upper() for word in self.sentence_words), *self._name_words()}
+                       - set(_SMALL_PLACE_WORDS))
+        word = "[A-Z][A-Z'’]{1,14}"  # no hyphen chains ("LAST-FAMILY-ESTIMATED-THE-...")
+        excluded = "|".join(map(_regex_escape, never))
+        small = "|".join(_SMALL_PLACE_WORDS)
+        joining = "|".join(_SMALL_PLACE_WORDS[3:])  # "THE PIER" is a place; "OF THE PIER" is not
+        return [
+            'heading: SETTING place " - " TIME "\\n\\n"',
+            'SETTING: "INT." | "EXT."',
+            # First word, middle words (small ones allowed: "HOUSE OF COMMONS"), last word.
+            "place: PLACE_ONLY | PLACE_FIRST PLACE_MIDDLE~0..2 PLACE_LAST",
+            f"PLACE_ONLY: / {word}/ & ~/ ({excluded}|{small})/",
+            f"PLACE_FIRST: / {word}/ & ~/ ({excluded}|{joining})/",
+            f"PLACE_MIDDLE: / {word}/ & ~/ ({excluded})/",
+            f"PLACE_LAST: / {word}/ & ~/ ({excluded}|{small})/",
+            f"TIME: {' | '.join(_literal(time) for time in HEADING_TIMES)}",
+        ]
 
     def _name_words(self) -> list[str]:
         """Each requested name, and each of its words ("DEPUTY MARSH" and "MARSH")."""
@@ -164,6 +180,29 @@ class SceneShape:
         ``max_speaker_run``, no line past ``max_line_tokens``."""
         return {"speakers": list(self.requested), "max_speaker_run": max_speaker_run,
                 "no_repeated_lines": True, "no_phrase_loops": True, "max_line_tokens": max_line_tokens}
+
+
+# -- naming the characters a request leaves to the model -----------------------------------
+
+CAST_PREFILL = "Characters:"
+
+
+def cast_grammar(count: int, *, taken: Sequence[str] = (), not_name_words: frozenset[str] = frozenset()) -> str:
+    """Lark for `` Name`` or `` Name, Name``: the characters a scene with fewer than two requested
+    ones will have, chosen by the model before the scene (so the scene's grammar can name its
+    cues, and the judge can hold it to them). A name is one capitalised word that is no common
+    English word and none of ``taken``."""
+    banned = {word.capitalize() for word in not_name_words} | {name.capitalize() for name in taken}
+    name = "/[A-Z][a-z]{2,11}/"
+    if banned:
+        name = f"({name} & ~/({'|'.join(map(_regex_escape, sorted(banned)))})/)"
+    names = ' ", " '.join(["NAME"] * count)
+    return f'start: " " {names}\nNAME: {name}\n'
+
+
+def names_from_cast(text: str) -> tuple[str, ...]:
+    """' Leo, Marta' -> ('LEO', 'MARTA')."""
+    return tuple(dict.fromkeys(name.strip().upper() for name in text.split(",") if name.strip().isalpha()))
 
 
 # -- the scene as structure ---------------------------------------------------------------

@@ -40,9 +40,12 @@ from screenplay.form import (
     repair_names,
 )
 from screenplay.grammar import (
+    CAST_PREFILL,
     MAX_LINE_TOKENS,
     MAX_SPEAKER_RUN,
     SceneShape,
+    cast_grammar,
+    names_from_cast,
     parse_scene,
     render_fountain,
 )
@@ -68,6 +71,7 @@ CONTINUATION_MAX_TOKENS = 96
 # Short requests per silent character: SmolLM2 sometimes answers a written cue with a blank
 # line or another speaker's name, and a second sample usually gives the line.
 CONTINUATION_TRIES = 2
+CAST_MAX_TOKENS = 12  # " Name, Name": a few tokens each
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,14 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
     heading = derive_heading(request.situation)
     judge = _Judge(request.characters, tuple(name.upper() for name in cast))
     if constrained:
-        shape = SceneShape.for_request(request, heading=heading, not_name_words=judge_words().not_name_words)
+        words = judge_words()
+        if len(request.characters) < 2:  # the model names the rest first, so the scene can be held to them
+            named = await _model_cast(chat, model=model, messages=messages, sampling=sampling, seed=base_seed,
+                                      request=request, not_name_words=words.not_name_words)
+            request = replace(request, characters=request.characters + named)
+            judge = _Judge(request.characters, judge.cast)
+        shape = SceneShape.for_request(request, heading=heading, not_name_words=words.not_name_words,
+                                       sentence_words=words.not_name_words - words.place_words)
         prefill = f"{heading}\n\n" if heading else ""
         extra = shape.request_fields(shape.guard(max_speaker_run=guard.max_speaker_run,
                                                  max_line_tokens=guard.max_line_tokens))
@@ -280,6 +291,19 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
             if again.text and (not again.copy or again.report.score > best.report.score):
                 best = again
     return SceneResult(best, attempts, prefill, constrained)
+
+
+async def _model_cast(chat: ChatClient, *, model: str, messages: list[dict[str, str]], sampling: dict, seed: int,
+                      request: DialogueRequest, not_name_words: frozenset[str]) -> tuple[str, ...]:
+    """Names for the characters a request leaves to the model (one short constrained request);
+    none when the server ignored the grammar and wrote no usable names."""
+    wanted = 2 - len(request.characters)
+    completion = await chat.complete(model=model, messages=with_prefill(messages, CAST_PREFILL),
+                                     **{**sampling, "max_tokens": CAST_MAX_TOKENS}, seed=seed,
+                                     structured_outputs={"grammar": cast_grammar(
+                                         wanted, taken=request.characters, not_name_words=not_name_words)},
+                                     **CONTINUE_FINAL_MESSAGE)
+    return tuple(name for name in names_from_cast(completion.text) if name not in request.characters)[:wanted]
 
 
 async def _model_heading(chat: ChatClient, *, model: str, messages: list[dict[str, str]], sampling: dict, seed: int,

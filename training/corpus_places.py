@@ -103,6 +103,9 @@ def strip_scene_word(text: str) -> str:
     """'SCENE. — The Temple.' / 'Scene: a wood' / '(Enter Tom.)' -> the direction itself."""
     text = re.sub(r"^(?:the\s+)?scene(?:\s+(?:is|shows|changes\s+to|represents))?\b[\s.:,—–-]*", "", text.strip(),
                   flags=re.IGNORECASE)
+    # A scene's number before its set ("I. The PALACE.") is no word of the place: the strict
+    # judge found 11 headings "INT. I THE PALACE - DAY" in the training data.
+    text = re.sub(r"^[IVXL]{1,6}\.\s+(?=[A-Z])", "", text)
     return text.lstrip(" .,;:—–-([\"").rstrip(" ,;:—–-([])\"")
 
 

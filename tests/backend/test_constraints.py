@@ -335,6 +335,18 @@ def test_a_four_word_phrase_may_come_twice_in_a_scene_not_three_times(tiny_gener
     assert verdicts[-1] and not any(verdicts[:-1])  # the word that completes the third "you are going to"
 
 
+def test_a_three_word_phrase_may_come_three_times_not_four(tiny_generator):
+    guard = DegenerationGuard(speakers=("MAYA", "COLE"), no_phrase_loops=True)
+    thrice = "MAYA\nBridget is a liar.\nCOLE\nBridget is a saint.\nMAYA\nSo Bridget is a mystery.\n"
+    constraint, refused = guarded_text(tiny_generator, thrice, guard)
+    assert refused == []
+    verdicts = []
+    for token in tiny_generator.tokenizer.encode("COLE\nBridget is a", add_special_tokens=False):
+        verdicts.append(constraint.refuses(token))
+        constraint.consume(token)
+    assert verdicts[-1] and not any(verdicts[:-1])
+
+
 def test_a_guard_sees_the_line_the_grammar_forces_after_a_token(tiny_generator):
     """Where "T" can only go on as "he fire.\\n", it is "T" that repeats the line."""
     vocabulary = tiny_generator.grammar_vocabulary()

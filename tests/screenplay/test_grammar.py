@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from screenplay.grammar import SceneShape, parse_scene, render_fountain
+from screenplay.grammar import SceneShape, cast_grammar, names_from_cast, parse_scene, render_fountain
 from screenplay.prompting import parse_dialogue_request
 
 GOOD = """INT. LIGHTHOUSE - NIGHT
@@ -85,6 +85,9 @@ def test_a_heading_names_a_place_not_a_time_or_half_a_phrase(tokenizer):
         assert not decode_under(tokenizer, lighthouse(), f"{heading}\n\n")[0], heading
     for heading in ("EXT. HOUSE OF COMMONS - DAY", "INT. THE LANTERN ROOM - NIGHT", "EXT. SEA WALL - DUSK"):
         assert decode_under(tokenizer, lighthouse(), f"{heading}\n\n")[0], heading
+    sentences_out = SceneShape.for_request(LIGHTHOUSE, heading=None, sentence_words=frozenset({"is", "give"}))
+    assert not decode_under(tokenizer, sentences_out, "EXT. CHURTLAND IS DEAD - DAY\n\n")[0]
+    assert decode_under(tokenizer, sentences_out, "EXT. ISLAND PIER - DAY\n\n")[0]
 
 
 def test_every_requested_character_speaks_before_the_scene_may_end(tokenizer):
@@ -182,3 +185,34 @@ def test_a_scene_in_the_grammars_shape_reads_back_as_structure_and_renders_uncha
 def test_prose_is_not_read_as_the_grammars_shape():
     assert parse_scene("Agnes looked at the sea.\nShe said nothing.\n\nThen the storm came.\n\nIt was loud.") is None
     assert parse_scene("") is None
+
+
+def cast_decodes(tokenizer, grammar: str, text: str) -> tuple[bool, bool]:
+    import llguidance
+
+    hf, ll = tokenizer
+    matcher = llguidance.LLMatcher(ll, llguidance.LLMatcher.grammar_from_lark(grammar), log_level=0)
+    for token in hf.encode(text, add_special_tokens=False):
+        if not matcher.consume_token(token):
+            return False, False
+    return True, matcher.is_accepting()
+
+
+def test_the_model_names_the_characters_a_request_leaves_open(tokenizer):
+    two = cast_grammar(2, not_name_words=NOT_NAMES)
+    assert cast_decodes(tokenizer, two, " Nora, Leo") == (True, True)
+    assert cast_decodes(tokenizer, two, " Nora") == (True, False)  # two names asked for
+    assert not cast_decodes(tokenizer, two, " The, Leo")[0]  # a word, not a name
+    assert not cast_decodes(tokenizer, two, " NORA")[0]
+    one = cast_grammar(1, taken=("AGNES",), not_name_words=NOT_NAMES)
+    assert cast_decodes(tokenizer, one, " Hollis") == (True, True)
+    assert cast_decodes(tokenizer, one, " Agnes") == (True, False)  # already in the scene: no name yet
+    assert names_from_cast(" Nora, Leo") == ("NORA", "LEO")
+    assert names_from_cast("EXT. ALLEY - NIGHT\n\nMAYA, you sold us out.") == ()
+
+
+def test_a_line_in_capitals_cannot_be_dialogue_but_a_short_cry_with_words_can(tokenizer):
+    first = "INT. LIGHTHOUSE - DAY\n\nAGNES\n"
+    assert not decode_under(tokenizer, lighthouse(), first + "AMES TO THE LORD - DAY - STORY.\n")[0]
+    assert decode_under(tokenizer, lighthouse(), first + "NO! Not the lamp.\n\n")[0]
+    assert decode_under(tokenizer, lighthouse(), first + "I won't.\n\n")[0]

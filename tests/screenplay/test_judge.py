@@ -295,3 +295,20 @@ def test_real_play_dialogue_passes(tmp_path):
     # most of the rest are prose speeches longer than a screenplay line (SceneBounds.max_line_chars)
     within_line_bound = [v for v in verdicts if not any("characters" in problem for problem in v.problems)]
     assert sum(verdict.valid for verdict in within_line_bound) / len(within_line_bound) >= 0.95  # measured: 98%
+
+
+def test_a_line_bent_and_said_again_and_sentences_on_one_opening_are_loops():
+    """What Qwen2.5-Coder-0.5B wrote under the scene grammar: the guards forbid exact repeats,
+    so a stuck model bends them, or opens every sentence the same way."""
+    bent = ("INT. CELLAR - NIGHT\n\nLUCIEN\nWe must find a way to stop him.\n\nMRS. HARROW\nWe must find a way "
+            "to stop him now.\n\nLUCIEN\nWe must find a way to stop them.\n\nMRS. HARROW\nThen let us go.")
+    verdict = judge_scene(bent, requested=("LUCIEN", "MRS. HARROW"))
+    assert not verdict.valid and verdict.looping
+    assert any("a third time" in problem for problem in verdict.problems)
+    must = ("INT. CELLAR - NIGHT\n\nLUCIEN\nHe must pay. He must confess. He must leave.\n\nMRS. HARROW\n"
+            "He must not. He must stay here.\n\nLUCIEN\nHe must go to hell.\n\nMRS. HARROW\nHe must be forgiven.")
+    verdict = judge_scene(must, requested=("LUCIEN", "MRS. HARROW"))
+    assert not verdict.valid and any("open on “he must …”" in problem for problem in verdict.problems)
+    gag_twice = ("INT. STUDIO - DAY\n\nBOB\nApplause and his score goes up.\n\nMARGARET\nWhat was that?\n\n"
+                 "BOB\nApplause and her score goes up.\n\nMARGARET\nStop that.")
+    assert judge_scene(gag_twice, requested=("BOB", "MARGARET")).valid  # a gag comes back once

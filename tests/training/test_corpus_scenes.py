@@ -176,3 +176,11 @@ def test_a_play_scene_becomes_fountain_with_a_heading_from_its_set(tmp_path: Pat
     request = parse_dialogue_request(scene.prompt)
     assert request.characters == ("MRS. JENKS", "TOM")
     assert "Pendleton house" in request.situation and "in the evening" in request.situation
+
+
+def test_a_scene_number_before_the_set_is_not_part_of_the_place(tmp_path: Path) -> None:
+    numbered = PLAY.replace("<stage>A room in the Pendleton house. Evening.</stage>",
+                            "<stage>I. The PALACE. Evening.</stage>")
+    (tmp_path / "rent.xml").write_text(numbered, "utf-8")
+    [scene] = corpus_scenes(tmp_path)
+    assert scene.heading == "INT. PALACE - EVENING"
