@@ -293,7 +293,7 @@ def plot(rows: list[dict], path: Path) -> None:
     axis.set_xlabel("seconds per valid scene (batched, 2 cores; log)")
     axis.set_ylabel("strict judge: valid within one retry (%)")
     axis.set_ylim(0, 105)
-    axis.legend(loc="lower right")
+    axis.legend(loc="center left")
     axis.set_title("Scene quality per second, held-out prompts", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
