@@ -97,7 +97,7 @@ JUDGE = "strict-v1"  # named in every verdict's JSON, so a stored verdict says w
 # The word lists are data: config/screenplay_words.toml says where each comes from.
 _WORDS = judge_words()
 _NOT_NAME_WORDS = _WORDS.not_name_words
-_SENTENCE_WORDS = _WORDS.not_name_words - _WORDS.place_words  # what makes a place read as a sentence
+_SENTENCE_WORDS = _WORDS.sentence_words
 _TITLES = screenplay_words().abbreviations  # "MR." is part of a name, never a whole one
 _KNOWN_PLACES = screenplay_words().heading.places | screenplay_words().stage.places
 _BEFORE_HEADING = frozenset({NOTE, SECTION, SYNOPSIS, PAGE_BREAK, TRANSITION})  # "FADE IN:" may open a script

@@ -206,7 +206,7 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
             request = replace(request, characters=request.characters + named)
             judge = _Judge(request.characters, judge.cast)
         shape = SceneShape.for_request(request, heading=heading, not_name_words=words.not_name_words,
-                                       sentence_words=words.not_name_words - words.place_words)
+                                       sentence_words=words.sentence_words)
         prefill = f"{heading}\n\n" if heading else ""
         extra = shape.request_fields(shape.guard(max_speaker_run=guard.max_speaker_run,
                                                  max_line_tokens=guard.max_line_tokens))

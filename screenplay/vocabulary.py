@@ -118,6 +118,11 @@ class JudgeWords:
     not_name_words: frozenset[str]  # a cue holding one is a sentence in capitals, not a name
     place_words: frozenset[str]  # may stand in a heading's place; the other not-name words may not
 
+    @property
+    def sentence_words(self) -> frozenset[str]:
+        """Words that make a heading's place read as a sentence ("CHURTLAND IS DEAD")."""
+        return self.not_name_words - self.place_words
+
 
 @cache
 def judge_words() -> JudgeWords:
