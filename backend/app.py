@@ -5,8 +5,15 @@
 POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics. Errors use the
 OpenAI error body so the official `openai` client (and ours) read them as usual.
 Requests go through backend.batching, which batches concurrent writers into shared
-forward passes: a full queue answers 429 with Retry-After, a request past
-request_timeout_s answers 504, and a client that hangs up stops costing compute.
+forward passes: a full queue answers 429 with Retry-After, a request that waits in the
+queue past queue_timeout_s (or whose row stalls for stall_timeout_s) answers 504, and a
+client that hangs up stops costing compute.
+
+A streamed request that is still waiting for a place in the batch after QUEUE_REPORT_S
+starts its response with queue reports, SSE comments such as `: queue position 3`, one
+each QUEUE_REPORT_S: OpenAI clients skip comments, ours (llm.client) tells the writer
+where the scene stands, and either hears that the backend is alive. A quiet spell after
+the response has started sends `: working` for the same reason.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,7 +44,8 @@ from backend.batching import (
     DEFAULT_BATCH_WAIT_MS,
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_QUEUE,
-    DEFAULT_REQUEST_TIMEOUT_S,
+    DEFAULT_QUEUE_TIMEOUT_S,
+    DEFAULT_STALL_TIMEOUT_S,
     GenerationFailedError,
     QueueFullError,
     RequestTimeoutError,
@@ -73,6 +81,7 @@ from backend.schemas import (
 log = logging.getLogger(__name__)
 
 DISCONNECT_POLL_S = 0.25  # how often a waiting non-streamed request checks that its client is still there
+QUEUE_REPORT_S = 2.0  # a streamed request waiting this long is told its queue position, then again as often
 
 
 class Generator(Protocol):
@@ -126,8 +135,7 @@ class _ClientGone(Exception):
 
 def _failure(exc: Exception) -> JSONResponse:
     if isinstance(exc, RequestTimeoutError):
-        return error_response(504, "The generation took longer than the backend's request timeout.", type_="server_error",
-                      code="timeout")
+        return error_response(504, f"Generation timed out: {exc}.", type_="server_error", code="timeout")
     message = str(exc) if isinstance(exc, GenerationFailedError) else f"Generation failed: {type(exc).__name__}"
     return error_response(500, message, type_="server_error")
 
@@ -150,13 +158,17 @@ async def _unless_client_leaves(awaitable: Awaitable, ticket: Ticket, request: R
 
 def create_app(generator: Generator, *, api_key: str | None = None, max_queue: int = DEFAULT_MAX_QUEUE,
                max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
-               request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, embedder=None) -> FastAPI:
+               queue_timeout_s: float = DEFAULT_QUEUE_TIMEOUT_S, stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
+               embedder=None) -> FastAPI:
     """max_queue: requests waiting beyond it get 429; max_batch: rows per forward pass;
-    batch_wait_ms: how long an idle model waits for company; request_timeout_s: 504 after it;
-    embedder: a retrieval.embed.Embedder to serve POST /v1/embeddings with (backend.embeddings)."""
+    batch_wait_ms: how long an idle model waits for company; queue_timeout_s: 504 for a request
+    that waited that long for a place; stall_timeout_s: 504 for a running request that got no
+    token for that long (no limit on total time); embedder: a retrieval.embed.Embedder to serve
+    POST /v1/embeddings with (backend.embeddings)."""
     metrics = _Metrics()
     scheduler = Scheduler(generator, max_queue=max_queue, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
-                          request_timeout_s=request_timeout_s, on_forward=metrics.forward_pass)
+                          queue_timeout_s=queue_timeout_s, stall_timeout_s=stall_timeout_s,
+                          on_forward=metrics.forward_pass)
     metrics.watch(scheduler)
 
     @asynccontextmanager
@@ -278,7 +290,8 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
             return error_response(429, str(exc), type_="rate_limit_error", code="queue_full",
                           headers={"Retry-After": str(exc.retry_after_s)})
         if body.stream:
-            return await _start_stream(ticket, request, body.model, finished)
+            usage = bool(body.stream_options and body.stream_options.include_usage)
+            return await _start_stream(ticket, request, body.model, finished, usage=usage)
         try:
             result = await _unless_client_leaves(ticket.wait(), ticket, request)
         except _ClientGone:
@@ -296,19 +309,35 @@ def create_app(generator: Generator, *, api_key: str | None = None, max_queue: i
                         total_tokens=result.prompt_tokens + result.completion_tokens),
         )
 
-    async def _start_stream(ticket: Ticket, request: Request, model: str, finished) -> Response:
+    async def _start_stream(ticket: Ticket, request: Request, model: str, finished, *, usage: bool) -> Response:
         """Wait for the first text (or the end) before answering, so a request that times out or
-        fails before producing anything still gets a proper status code."""
-        deltas = ticket.stream()
+        fails before producing anything still gets a proper status code; a request still queued
+        after QUEUE_REPORT_S answers at once, with its queue position (module docstring)."""
         try:
-            first = await _unless_client_leaves(anext(deltas, None), ticket, request)
+            head = await _unless_client_leaves(_head(ticket), ticket, request)
         except _ClientGone:
             finished("cancelled")
             return Response(status_code=499)
         except Exception as exc:
             finished("timeout" if isinstance(exc, RequestTimeoutError) else "error")
             return _failure(exc)
-        return StreamingResponse(_sse(first, deltas, ticket, model, finished), media_type="text/event-stream")
+        return StreamingResponse(_sse(head, lambda: _next(ticket), ticket, model, finished, usage=usage),
+                                 media_type="text/event-stream")
+
+    async def _next(ticket: Ticket) -> tuple[str, str]:
+        """The ticket's next event, or ("queued", position) / ("quiet", "") after QUEUE_REPORT_S of silence."""
+        kind, text = await ticket.next_event(quiet_after_s=QUEUE_REPORT_S)
+        position = scheduler.position(ticket) if kind == "quiet" else 0
+        return ("queued", str(position)) if position else (kind, text)
+
+    async def _head(ticket: Ticket) -> tuple[str, str]:
+        """The first event worth answering with: text, a queue position, or the end (its error raised)."""
+        while True:
+            kind, text = await _next(ticket)
+            if kind == "done" and ticket.error:
+                raise ticket.error
+            if kind != "quiet":
+                return kind, text
 
     return app
 
@@ -320,9 +349,10 @@ async def _sampling_params_for(body: ChatCompletionRequest):
     return sampling_params(body)
 
 
-async def _sse(first: str | None, deltas: AsyncIterator[str], ticket: Ticket, model: str,
-               finished) -> AsyncIterator[str]:
-    """Server-sent events in the OpenAI chunk format, one per stable piece of text.
+async def _sse(head: tuple[str, str], following: Callable[[], Awaitable[tuple[str, str]]], ticket: Ticket,
+               model: str, finished, *, usage: bool) -> AsyncIterator[str]:
+    """Server-sent events in the OpenAI chunk format, one per stable piece of text, with queue
+    reports and keep-alives as comments.
 
     If the client goes away, Starlette cancels this generator at its current await; the
     finally clause then takes the row out of the batch.
@@ -335,12 +365,27 @@ async def _sse(first: str | None, deltas: AsyncIterator[str], ticket: Ticket, mo
         return f"data: {json.dumps({**base, 'choices': [choice]})}\n\n"
 
     try:
-        yield chunk({"role": "assistant", "content": first or ""})
-        if first is not None:
-            async for text in deltas:
-                yield chunk({"content": text})
+        kind, text = head
+        opened = False  # the first chunk carries the role, as OpenAI's do
+        while kind != "done":
+            if kind == "queued":
+                yield f": queue position {text}\n\n"
+            elif kind == "quiet":
+                yield ": working\n\n"
+            else:
+                yield chunk({"role": "assistant", "content": text} if not opened else {"content": text})
+                opened = True
+            kind, text = await following()
+        if ticket.error:
+            raise ticket.error
+        if not opened:
+            yield chunk({"role": "assistant", "content": ""})
         result = ticket.result
         yield chunk({}, result.finish_reason)
+        if usage:
+            counts = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                      "total_tokens": result.prompt_tokens + result.completion_tokens}
+            yield f"data: {json.dumps({**base, 'choices': [], 'usage': counts})}\n\n"
         yield "data: [DONE]\n\n"
         finished("ok", result)
     except (RequestTimeoutError, GenerationFailedError) as exc:

@@ -6,13 +6,18 @@ in a bounded queue; when the model is idle the worker waits `batch_wait_ms` for 
 then prefills everyone waiting (up to `max_batch`). While a batch runs, newcomers join at
 the next step boundary and finished, cancelled or expired rows leave it at once.
 
-    scheduler = Scheduler(generator, max_queue=64, max_batch=16, batch_wait_ms=20, request_timeout_s=300)
+    scheduler = Scheduler(generator, max_queue=64, max_batch=16, batch_wait_ms=20, queue_timeout_s=300)
     ticket = scheduler.submit(prompt_ids, params, stream=True)   # QueueFullError when full
     async for text in ticket.stream(): ...                       # or: result = await ticket.wait()
     ticket.cancel()                                               # the client went away
 
 A failed forward pass fails the rows that were in it, and only those; the next batch
 starts from a clean cache.
+
+Time limits: a request may wait in the queue for `queue_timeout_s`; once it runs, it fails
+only when the model produces nothing for it for `stall_timeout_s` (a forward pass stuck on
+a sick machine). There is no limit on total time: a long scene whose tokens keep coming is
+never cut off (max_tokens bounds its length).
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUE = 64
 DEFAULT_MAX_BATCH = 16
 DEFAULT_BATCH_WAIT_MS = 20.0
-DEFAULT_REQUEST_TIMEOUT_S = 300.0
+DEFAULT_QUEUE_TIMEOUT_S = 300.0
+DEFAULT_STALL_TIMEOUT_S = 120.0
 _RATE_WINDOW_S = 10.0
+_RECHECK_S = 1.0
 
 
 class QueueFullError(RuntimeError):
@@ -48,7 +55,8 @@ class QueueFullError(RuntimeError):
 
 
 class RequestTimeoutError(TimeoutError):
-    """The request ran past request_timeout_s; it no longer uses the model."""
+    """The request waited in the queue past queue_timeout_s, or its row made no progress for
+    stall_timeout_s; it no longer uses the model."""
 
 
 class RequestCancelledError(RuntimeError):
@@ -80,12 +88,16 @@ class Ticket:
 
     _ids = itertools.count(1)
 
-    def __init__(self, row: Row, *, deadline: float, stream: bool, loop: asyncio.AbstractEventLoop | None,
-                 decode: Callable[[list[int]], str]) -> None:
+    def __init__(self, row: Row, *, queue_timeout_s: float, stall_timeout_s: float, stream: bool,
+                 loop: asyncio.AbstractEventLoop | None, decode: Callable[[list[int]], str]) -> None:
         self.id = next(self._ids)
         self.row = row
-        self.deadline = deadline
         self.submitted_at = time.monotonic()
+        self.queue_deadline = self.submitted_at + queue_timeout_s
+        self.stall_timeout_s = stall_timeout_s
+        # Set by the worker: when the row joined the batch, and when it last got a token.
+        self.admitted = False
+        self.last_progress = self.submitted_at
         self.result: GenerationResult | None = None
         self.error: BaseException | None = None
         self.abandoned: str | None = None  # "cancelled" or "timeout", set by the waiting side
@@ -109,7 +121,7 @@ class Ticket:
     async def stream(self) -> AsyncIterator[str]:
         """Stable text deltas as tokens arrive (submit with stream=True); raises the request's error."""
         while True:
-            kind, text = await self._next_event()
+            kind, text = await self.next_event()
             if kind == "done":
                 break
             yield text
@@ -117,7 +129,7 @@ class Ticket:
             raise self.error
 
     async def wait(self) -> GenerationResult:
-        while (await self._next_event())[0] != "done":
+        while (await self.next_event())[0] != "done":
             pass
         if self.error:
             raise self.error
@@ -125,21 +137,52 @@ class Ticket:
 
     def wait_blocking(self) -> GenerationResult:
         """For callers outside an event loop."""
-        if not self._done.wait(max(0.0, self.deadline - time.monotonic())):
-            self._abandon("timeout")
-            raise RequestTimeoutError("the request timed out")
+        while not self._done.wait(max(0.0, self.time_left())):
+            if self.time_left() <= 0:
+                self._expire()
         if self.error:
             raise self.error
         return self.result
 
-    async def _next_event(self) -> tuple[str, str]:
-        # The worker enforces the deadline between steps; this guards against a worker that
-        # is stuck inside one long forward pass.
-        try:
-            return await asyncio.wait_for(self._events.get(), max(0.0, self.deadline - time.monotonic()))
-        except asyncio.TimeoutError:
-            self._abandon("timeout")
-            raise RequestTimeoutError("the request timed out") from None
+    async def next_event(self, *, quiet_after_s: float | None = None) -> tuple[str, str]:
+        """("text", delta) (streamed tickets), ("done", ""), or ("quiet", "") when nothing came for
+        quiet_after_s (for a caller that reports the queue or keeps a connection alive meanwhile).
+
+        Raises RequestTimeoutError past the queue or stall limit: the worker checks the queue's
+        between steps, and this side guards against a worker stuck inside one forward pass.
+        """
+        quiet_at = None if quiet_after_s is None else time.monotonic() + quiet_after_s
+        while True:
+            # Look again at least once a second: the limit changes when the row joins the batch.
+            wait = min(self.time_left(), _RECHECK_S)
+            if quiet_at is not None:
+                wait = min(wait, quiet_at - time.monotonic())
+            try:
+                return await asyncio.wait_for(self._events.get(), max(0.0, wait))
+            except asyncio.TimeoutError:
+                if self.time_left() <= 0:
+                    self._expire()
+                if quiet_at is not None and time.monotonic() >= quiet_at:
+                    return ("quiet", "")
+                # else the row made progress meanwhile (a non-streamed row sends no text): wait on
+
+    def time_left(self) -> float:
+        """Seconds until this request times out: in the queue, until queue_timeout_s from
+        submission; in the batch, until stall_timeout_s after its last token."""
+        if self.admitted:
+            return self.last_progress + self.stall_timeout_s - time.monotonic()
+        return self.queue_deadline - time.monotonic()
+
+    def timeout_message(self) -> str:
+        if self.admitted:
+            return f"the model produced nothing for this request for {self.stall_timeout_s:g} s"
+        waited = time.monotonic() - self.submitted_at
+        return f"the request waited {waited:.0f} s in the queue without a place in the batch"
+
+    def _expire(self) -> None:
+        message = self.timeout_message()
+        self._abandon("timeout")
+        raise RequestTimeoutError(message)
 
     def _abandon(self, reason: str) -> None:
         if self.abandoned is None and not self.done:
@@ -174,15 +217,16 @@ class Ticket:
 class Scheduler:
     def __init__(self, generator, *, max_queue: int = DEFAULT_MAX_QUEUE, max_batch: int = DEFAULT_MAX_BATCH,
                  batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
-                 request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+                 queue_timeout_s: float = DEFAULT_QUEUE_TIMEOUT_S,
+                 stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
                  on_forward: Callable[[int, int, float], None] | None = None) -> None:
         """on_forward(rows, new_tokens, seconds) is called by the worker after every forward pass."""
-        if max_queue < 1 or max_batch < 1 or batch_wait_ms < 0 or request_timeout_s <= 0:
-            raise ValueError("max_queue and max_batch must be >= 1, batch_wait_ms >= 0, request_timeout_s > 0")
+        if max_queue < 1 or max_batch < 1 or batch_wait_ms < 0 or queue_timeout_s <= 0 or stall_timeout_s <= 0:
+            raise ValueError("max_queue and max_batch must be >= 1, batch_wait_ms >= 0, the timeouts > 0")
         self.generator = generator
         self.max_queue, self.max_batch = max_queue, max_batch
         self.batch_wait_s = batch_wait_ms / 1000
-        self.request_timeout_s = request_timeout_s
+        self.queue_timeout_s, self.stall_timeout_s = queue_timeout_s, stall_timeout_s
         self.stats = SchedulerStats()
         self.engine = BatchEngine(generator)
         self._on_forward = on_forward or (lambda rows, tokens, seconds: None)
@@ -211,8 +255,8 @@ class Scheduler:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        ticket = Ticket(Row(list(prompt_ids), params, adapter), deadline=time.monotonic() + self.request_timeout_s,
-                        stream=stream, loop=loop, decode=self.generator.decode)
+        ticket = Ticket(Row(list(prompt_ids), params, adapter), queue_timeout_s=self.queue_timeout_s,
+                        stall_timeout_s=self.stall_timeout_s, stream=stream, loop=loop, decode=self.generator.decode)
         ticket.row.owner = ticket
         ticket._on_abandon = self._withdraw
         with self._cond:
@@ -229,6 +273,14 @@ class Scheduler:
     @property
     def queue_depth(self) -> int:
         return len(self._pending)
+
+    def position(self, ticket: Ticket) -> int:
+        """Where ``ticket`` stands in the queue: 1 when it is next, 0 once it runs (or ended)."""
+        with self._cond:
+            try:
+                return self._pending.index(ticket) + 1
+            except ValueError:
+                return 0
 
     @property
     def running(self) -> int:
@@ -298,23 +350,27 @@ class Scheduler:
             newcomers = []
             while self._pending and len(newcomers) + len(self.engine.rows) < self.max_batch:
                 ticket = self._pending.popleft()
-                if time.monotonic() > ticket.deadline:
+                if time.monotonic() > ticket.queue_deadline:
                     ticket.abandoned = ticket.abandoned or "timeout"
                 if ticket.abandoned:
                     self._finish_abandoned(ticket)
                 else:
+                    ticket.last_progress, ticket.admitted = time.monotonic(), True
                     newcomers.append(ticket)
+            self._expire_queued()
             return newcomers
 
-    def _drop_abandoned(self) -> None:
+    def _expire_queued(self) -> None:
+        """Requests that waited past queue_timeout_s leave the queue (caller holds the lock)."""
         now = time.monotonic()
-        leaving = []
-        for row in self.engine.rows:
-            ticket = row.owner
-            if now > ticket.deadline:
-                ticket.abandoned = ticket.abandoned or "timeout"
-            if ticket.abandoned:
-                leaving.append(row)
+        for ticket in [ticket for ticket in self._pending if now > ticket.queue_deadline]:
+            self._pending.remove(ticket)
+            ticket.abandoned = ticket.abandoned or "timeout"
+            self._finish_abandoned(ticket)
+
+    def _drop_abandoned(self) -> None:
+        # No time limit here: a row in the batch gets a token every step (see the module's docstring).
+        leaving = [row for row in self.engine.rows if row.owner.abandoned]
         if leaving:
             self.engine.drop(leaving)
             with self._cond:  # cancel() may be counting at the same moment
@@ -323,7 +379,7 @@ class Scheduler:
 
     def _finish_abandoned(self, ticket: Ticket) -> None:
         timed_out = ticket.abandoned == "timeout"
-        error = RequestTimeoutError("the request timed out") if timed_out else RequestCancelledError("cancelled")
+        error = RequestTimeoutError(ticket.timeout_message()) if timed_out else RequestCancelledError("cancelled")
         if ticket._settle(error=error):
             if timed_out:
                 self.stats.timed_out += 1
@@ -354,6 +410,7 @@ class Scheduler:
 
     def _deliver(self, item: Emitted) -> None:
         ticket: Ticket = item.row.owner
+        ticket.last_progress = time.monotonic()
         if ticket.text is not None and not item.finish_reason:
             ticket._push_text(ticket.text.update(item.row.generated))
         if not item.finish_reason:

@@ -10,7 +10,9 @@ of prompts is prefilled on its own (left-padded among themselves), then its cach
 concatenated to the running one after padding the shorter of the two on the left with
 zeros; the attention mask hides every padded column and position ids count only real
 tokens, so a row computes what it would compute alone. When rows leave, leading columns
-that no remaining row uses are cut off again.
+that no remaining row uses are cut off again. A group whose prompts open the same way
+starts from that opening's keys and values, computed once (backend.prefix_cache); its
+padding then sits between the opening and each row's own tokens.
 
 Rows that ask for a grammar or a degeneration guard get a backend.constraints.RowConstraint
 when admitted (in the worker thread: its matcher and the shared llguidance vocabulary take
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from backend.prefix_cache import Known, PrefixCache
 from backend.sampling import RowSampler, SamplingParams, pick_tokens
 
 if TYPE_CHECKING:
@@ -99,6 +102,7 @@ class BatchEngine:
         self._cache: Any = None
         self._mask: torch.Tensor | None = None  # [rows, columns] 1 = real token
         self._seen: torch.Tensor | None = None  # [rows, vocab] tokens a row has read or written
+        self.openings = PrefixCache()
 
     # -- public steps ---------------------------------------------------------------------
 
@@ -109,13 +113,16 @@ class BatchEngine:
         self._check_adapters(rows)
         self._constrain(rows)
         device = self.host.device
-        width = max(len(row.prompt_ids) for row in rows)
-        ids = torch.tensor([[self.host.pad_id] * (width - len(row.prompt_ids)) + row.prompt_ids for row in rows],
-                           device=device)
-        mask = torch.tensor([[0] * (width - len(row.prompt_ids)) + [1] * len(row.prompt_ids) for row in rows],
-                            device=device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = self._new_cache()
+        opening = self._opening(rows)
+        start = opening.tokens if opening else 0
+        width = max(len(row.prompt_ids) for row in rows) - start
+        # Left-padded, after the opening where there is one: [opening][padding][the row's own tokens].
+        ids = torch.tensor([[self.host.pad_id] * (width - len(row.prompt_ids) + start) + row.prompt_ids[start:]
+                            for row in rows], device=device)
+        mask = torch.tensor([[1] * start + [0] * (width - len(row.prompt_ids) + start) + [1] * (len(row.prompt_ids) - start)
+                             for row in rows], device=device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, start:]
+        cache = self._new_cache(opening.layers if opening else None, len(rows))
         logits = self._forward(ids, mask, positions, cache, rows)
         seen = torch.zeros(len(rows), logits.shape[-1], dtype=torch.bool, device=device)
         for index, row in enumerate(rows):
@@ -173,10 +180,31 @@ class BatchEngine:
         for row in asking:
             row.sampler.constraint = RowConstraint(vocabulary, row.params.grammar, row.params.guard)
 
-    def _new_cache(self) -> Any:
+    def _new_cache(self, opening=None, rows: int = 1) -> Any:
         from backend.kv_cache import growing_cache
 
-        return growing_cache()
+        return growing_cache(opening, rows)
+
+    def _opening(self, rows: list[Row]) -> Known | None:
+        """The computed prompt opening these rows start from (backend.prefix_cache), computing and
+        keeping it first when it is new; None when they share none, or mix adapters."""
+        adapter = rows[0].adapter
+        if any(row.adapter != adapter for row in rows):
+            return None
+        # Keys and values differ between models (the int8 copy and the full-precision one that
+        # serves once an adapter loads), so an opening belongs to the model that computed it.
+        owner = (id(self.host.model), adapter)
+        known = self.openings.opening_for(owner, [row.prompt_ids for row in rows])
+        if known is None or known.layers is not None:
+            return known
+        tokens = rows[0].prompt_ids[:known.tokens]
+        ids = torch.tensor([tokens], device=self.host.device)
+        cache = self._new_cache()
+        self._forward(ids, torch.ones_like(ids), torch.arange(len(tokens), device=self.host.device)[None], cache,
+                      rows[:1])
+        layers = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
+        self.openings.keep(owner, tokens, layers)
+        return Known(known.tokens, layers)
 
     def _forward(self, ids, mask, positions, cache, rows: list[Row]) -> torch.Tensor:
         with self.host.model_lock, torch.inference_mode():

@@ -31,10 +31,10 @@ class InProcessChat:
     """Anything with ChatGenerator's interface (adapters attached or not), batched by a Scheduler."""
 
     def __init__(self, generator, *, max_batch: int = 16, max_queue: int = 1024,
-                 request_timeout_s: float = 3600.0) -> None:
+                 queue_timeout_s: float = 3600.0) -> None:
         self.generator = generator
         self.scheduler = Scheduler(generator, max_queue=max_queue, max_batch=max_batch, batch_wait_ms=50,
-                                   request_timeout_s=request_timeout_s)
+                                   queue_timeout_s=queue_timeout_s)
 
     def _version(self, model: str) -> str | None:
         """None for the base model, else the adapter version serving `model` (KeyError if unknown)."""
@@ -45,7 +45,10 @@ class InProcessChat:
             return None
         return adapters.resolve(model)
 
-    async def complete(self, *, model: str, messages: list[dict[str, str]], **sampling: object) -> Completion:
+    async def complete(self, *, model: str, messages: list[dict[str, str]], on_queue=None,
+                       **sampling: object) -> Completion:
+        """As ChatClient.complete; ``on_queue`` is accepted and never called (the training gate and the
+        benchmarks that run in-process have nobody to tell where a request stands)."""
         # The same request model and mapping as the HTTP route: same defaults, same validation.
         body = ChatCompletionRequest(model=model, messages=messages, **sampling)
         prompt_ids = self.generator.encode_prompt(messages, max_tokens_of(body), continue_final=continues_final(body))

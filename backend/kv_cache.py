@@ -70,9 +70,16 @@ def _regrow(buffer: torch.Tensor | None, like: torch.Tensor, used: int, capacity
     return grown
 
 
-def growing_cache():
+def growing_cache(opening: list[tuple[torch.Tensor, torch.Tensor]] | None = None, rows: int = 1):
+    """A cache of GrowingLayers; ``opening`` (per layer: keys and values of one row, [1, heads,
+    seq, dim]) starts every one of ``rows`` rows with the same computed prompt opening."""
     from transformers import DynamicCache
 
     cache = DynamicCache()
     cache.layer_class_to_replicate = GrowingLayer
+    for keys, values in opening or ():
+        layer = GrowingLayer()
+        layer.lazy_initialization(keys, values)
+        layer.keys, layer.values = keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)
+        cache.layers.append(layer)
     return cache

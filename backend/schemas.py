@@ -73,6 +73,12 @@ class DegenerationGuardFields(BaseModel):
     max_line_tokens: int | None = Field(default=None, ge=1, le=4096)
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False  # a last chunk with no choices carries the usage (as OpenAI and vLLM do)
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -85,6 +91,7 @@ class ChatCompletionRequest(BaseModel):
     no_repeat_ngram_size: int = Field(default=0, ge=0, le=20)
     seed: int | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1, le=1)
     # vLLM's fields for continuing a final assistant message (prefilled text) instead of
     # opening a new assistant turn.

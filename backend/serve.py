@@ -64,7 +64,8 @@ def build_app(settings: Settings, *, embeddings_only: bool = False):
     from backend.generator import ChatGenerator
 
     path = resolve_model(serving_generator(settings), default_name=GENERATOR_NAME, cache_dir=settings.model_cache_dir)
-    generator = ChatGenerator(path, name=model_name(settings), device=settings.model.device)
+    generator = ChatGenerator(path, name=model_name(settings), device=settings.model.device,
+                              cpu_int8=settings.model.cpu_int8)
     log.info("generator %s loaded from %s on %s", generator.name, path, generator.device)
     adapters = AdapterSet(generator.model, registry=settings.adapter_dir, base_name=generator.name)
     generator.attach_adapters(adapters)
@@ -72,7 +73,8 @@ def build_app(settings: Settings, *, embeddings_only: bool = False):
     log.info("adapters loaded: %s", ", ".join(report.loaded) or "none")
     adapters.start_watcher(settings.backend.adapter_poll_s)
     return create_app(generator, api_key=api_key, max_queue=backend.max_queue, max_batch=backend.max_batch,
-                      batch_wait_ms=backend.batch_wait_ms, request_timeout_s=backend.request_timeout_s,
+                      batch_wait_ms=backend.batch_wait_ms, queue_timeout_s=backend.queue_timeout_s,
+                      stall_timeout_s=backend.stall_timeout_s,
                       embedder=embedder)
 
 

@@ -1,13 +1,15 @@
 """Throughput and latency of the batching backend against sequential `model.generate`.
 
     python benchmarks/backend_throughput.py [--clients 1 4 16] [--rounds 2] [--baseline 4]
-        [--max-tokens 128] [--device cpu|cuda|auto] [--model DIR] [--out benchmarks/RESULTS.md]
+        [--max-tokens 128] [--constrained] [--device cpu|cuda|auto] [--model DIR] [--out benchmarks/RESULTS.md]
 
 Run by hand (needs `writersroom models fetch`, or --model). The backend app is served
 in-process by uvicorn on loopback; for each client count, that many clients each send
 --rounds /dialogue-like requests back to back through the bot's own HTTP client. The
 baseline is the same kind of prompt through `model.generate`, one at a time, with the
-same sampling settings, in slices between the backend runs. Appends a dated section to
+same sampling settings, in slices between the backend runs. --constrained sends every
+backend request as the bot does: under the scene grammar with the degeneration guard
+(screenplay.grammar; the baseline stays unconstrained). Appends a dated section to
 RESULTS.md and, when matplotlib is installed, draws benchmarks/backend_throughput.png.
 On a GPU host: benchmarks/gpu_backend.sh.
 """
@@ -58,10 +60,23 @@ def dialogue_messages(number: int) -> list[dict[str, str]]:
     return build_messages(parse_dialogue_request(SITUATIONS[number % len(SITUATIONS)]), [], exemplar_chars=600)
 
 
-def run_clients(url: str, model: str, clients: int, rounds: int, max_tokens: int) -> Level:
+def scene_fields(number: int) -> dict:
+    """The grammar and guard the bot sends for this prompt (the heading left to the model)."""
+    from screenplay.grammar import SceneShape
+    from screenplay.prompting import parse_dialogue_request
+    from screenplay.vocabulary import judge_words
+
+    words = judge_words()
+    shape = SceneShape.for_request(parse_dialogue_request(SITUATIONS[number % len(SITUATIONS)]), heading=None,
+                                   not_name_words=words.not_name_words, sentence_words=words.sentence_words)
+    return shape.request_fields(shape.guard())
+
+
+def run_clients(url: str, model: str, clients: int, rounds: int, max_tokens: int, *,
+                constrained: bool = False) -> Level:
     from llm.client import ChatClient
 
-    chat = ChatClient(f"{url}/v1", timeout_s=3600, retries=0)
+    chat = ChatClient(f"{url}/v1", silence_timeout_s=3600, retries=0)
     latencies: list[float] = []
     tokens = 0
 
@@ -69,9 +84,11 @@ def run_clients(url: str, model: str, clients: int, rounds: int, max_tokens: int
         nonlocal tokens
         for round_number in range(rounds):
             started = time.perf_counter()
-            completion = await chat.complete(model=model, messages=dialogue_messages(client_number + round_number),
+            number = client_number + round_number
+            extra = scene_fields(number) if constrained else {}
+            completion = await chat.complete(model=model, messages=dialogue_messages(number),
                                              max_tokens=max_tokens, seed=1000 * client_number + round_number,
-                                             **SAMPLING)
+                                             **SAMPLING, **extra)
             latencies.append(time.perf_counter() - started)
             tokens += completion.completion_tokens
 
@@ -115,7 +132,8 @@ def report(levels: list[Level], baseline: Level, args, where: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"\n## Backend throughput — {stamp} — {where}\n",
              f"SmolLM2-135M-Instruct, /dialogue prompts, max_tokens {args.max_tokens}, temperature 0.7, top_p 0.9, "
-             f"repetition_penalty 1.15; max_batch {args.max_batch}, batch_wait_ms {args.batch_wait_ms}. "
+             f"repetition_penalty 1.15; max_batch {args.max_batch}, batch_wait_ms {args.batch_wait_ms}; "
+             f"{'backend requests under the scene grammar and degeneration guard' if args.constrained else 'unconstrained'}. "
              f"Latency percentiles over few requests are rough.\n",
              "| run | requests | tokens | wall s | tokens/s | × sequential | × backend at 1 client "
              "| latency p50 s | latency p99 s |",
@@ -157,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2, help="requests each client sends, one after another")
     parser.add_argument("--baseline", type=int, default=4, help="prompts for sequential model.generate (>= 1)")
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--constrained", action="store_true",
+                        help="backend requests under the scene grammar and degeneration guard, as the bot sends them")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--batch-wait-ms", type=float, default=20.0)
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
@@ -186,10 +206,13 @@ def main(argv: list[str] | None = None) -> None:
     parts = [run_sequential_generate(generator, slices[0], args.max_tokens)]
     levels = []
     app = create_app(generator, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms, max_queue=1024,
-                     request_timeout_s=3600)
+                     queue_timeout_s=3600)
     with serve_asgi(app) as url:
+        if args.constrained:  # the first grammar builds the tokenizer's vocabulary for the matcher, once
+            run_clients(url, generator.name, 1, 1, 4, constrained=True)
         for number, clients in enumerate(args.clients, start=1):
-            level = run_clients(url, generator.name, clients, args.rounds, args.max_tokens)
+            level = run_clients(url, generator.name, clients, args.rounds, args.max_tokens,
+                                constrained=args.constrained)
             levels.append(level)
             print(f"{level.name}: {level.tokens_per_s:.1f} tok/s, p50 {float(np.percentile(level.latencies, 50)):.1f} s "
                   f"(largest batch so far {app.state.scheduler.stats.largest_batch})", flush=True)

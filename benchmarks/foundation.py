@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     generator = ChatGenerator(models["generator"], name="smollm2-135m-instruct", device="cpu")
     rows.append(("generator load (safetensors)", f"{time.perf_counter() - started:.1f} s"))
     with serve_asgi(create_app(generator)) as url:
-        client = ChatClient(f"{url}/v1", timeout_s=600)
+        client = ChatClient(f"{url}/v1", silence_timeout_s=600)
         speeds, latencies = [], []
         for number in range(args.scenes):
             messages = build_messages(parse_dialogue_request(SITUATIONS[number % len(SITUATIONS)]), [], exemplar_chars=600)

@@ -1,7 +1,7 @@
 """Scene quality per generator: the strict judge, loops, fluency and speed, on the held-out prompts.
 
     python benchmarks/scene_quality.py run --model smollm2-135m-instruct --config constrained
-        [--prompts N] [--attempts 2] [--batch 8] [--concurrency 8] [--threads 2]
+        [--int8] [--prompts N] [--attempts 2] [--batch 8] [--concurrency 8] [--threads 2]
     python benchmarks/scene_quality.py fluency --reference qwen2.5-coder-1.5b-instruct
     python benchmarks/scene_quality.py report [--out benchmarks/RESULTS.md]
 
@@ -14,6 +14,10 @@ every model and configuration, so the comparison is paired. Configurations:
 - ``constrained``: the scene grammar and guard, with the worked example (what writers get);
 - ``free``: no grammar or guard — the old path (prefill, normalizing, name repair, continuations);
 - ``constrained-bare`` / ``free-bare``: the same without the worked example in the prompt.
+
+``--int8`` runs the model with its linear layers in int8 (the backend's ``model.cpu_int8``),
+``--max-speeches N`` lets a scene hold at most N speeches (``generation.max_speeches``); the
+run is labelled ``<config>-int8`` / ``<config>-Nspeeches``.
 
 Each run writes benchmarks/samples/scene_quality/<model>__<config>.json: every prompt's
 verdicts, attempts, tokens, seconds and scene. ``fluency`` scores each kept scene's
@@ -42,6 +46,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from screenplay.grammar import MAX_BLOCKS  # noqa: E402 - after the path insert above; the default of max_speeches
 
 MODELS_DIR = Path.home() / ".writersroom" / "models"
 SAMPLES_DIR = Path(__file__).with_name("samples") / "scene_quality"
@@ -99,7 +105,7 @@ def bundled_search():
 
 
 async def run_prompts(chat, model: str, prompts: list[str], *, config: str, sampling: dict, attempts: int,
-                      concurrency: int, exemplars: int, exemplar_chars: int) -> list[dict]:
+                      concurrency: int, exemplars: int, exemplar_chars: int, max_speeches: int) -> list[dict]:
     from screenplay.prompting import build_messages, parse_dialogue_request
     from screenplay.scene_loop import generate_scene
 
@@ -116,7 +122,7 @@ async def run_prompts(chat, model: str, prompts: list[str], *, config: str, samp
             started = time.perf_counter()
             result = await generate_scene(counting, model=model, request=request, messages=messages,
                                           sampling=sampling, exemplars=shown, search=search, max_attempts=attempts,
-                                          seed=1000 * number, constrained=constrained)
+                                          seed=1000 * number, constrained=constrained, max_speeches=max_speeches)
             seconds = time.perf_counter() - started
         verdicts = [attempt.report for attempt in result.attempts]
         row = {
@@ -152,7 +158,9 @@ def run(args: argparse.Namespace) -> None:
     sampling = {**sampling_parameters(generation), **({"max_tokens": args.max_tokens} if args.max_tokens else {})}
     model_dir = args.model_dir or MODELS_DIR / args.model
     started = time.perf_counter()
-    generator = ChatGenerator(model_dir, name=args.model, device="cpu")
+    generator = ChatGenerator(model_dir, name=args.model, device="cpu", cpu_int8=args.int8)
+    label = args.config + ("-int8" if args.int8 else "") + (f"-{args.max_speeches}speeches"
+                                                             if args.max_speeches != MAX_BLOCKS else "")
     load_s = time.perf_counter() - started
     chat = InProcessChat(generator, max_batch=args.batch)
     prompts = HELDOUT_PROMPTS[: args.prompts]
@@ -160,17 +168,18 @@ def run(args: argparse.Namespace) -> None:
     try:
         rows = asyncio.run(run_prompts(chat, args.model, prompts, config=args.config, sampling=sampling,
                                        attempts=args.attempts, concurrency=args.concurrency or args.batch,
-                                       exemplars=generation.exemplars, exemplar_chars=generation.exemplar_chars))
+                                       exemplars=generation.exemplars, exemplar_chars=generation.exemplar_chars,
+                                       max_speeches=args.max_speeches))
     finally:
         chat.close()
     wall_s = time.perf_counter() - started
-    meta = {"model": args.model, "config": args.config, "prompts": len(rows), "attempts_allowed": args.attempts,
+    meta = {"model": args.model, "config": label, "prompts": len(rows), "attempts_allowed": args.attempts,
             "batch": args.batch, "concurrency": args.concurrency or args.batch, "sampling": sampling,
             "wall_s": round(wall_s, 1), "load_s": round(load_s, 1), "tokens": sum(r["tokens"] for r in rows),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "torch_threads": torch.get_num_threads()}
     SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
-    path = SAMPLES_DIR / f"{args.model}__{args.config}.json"
+    path = SAMPLES_DIR / f"{args.model}__{label}.json"
     path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False) + "\n")
     print(json.dumps(summary(meta, rows), indent=1))
     print(f"wrote {path}")
@@ -319,6 +328,9 @@ def main(argv: list[str] | None = None) -> None:
     run_parser.add_argument("--model", default="smollm2-135m-instruct")
     run_parser.add_argument("--model-dir", type=Path, default=None)
     run_parser.add_argument("--config", choices=sorted(CONFIGS), default="constrained")
+    run_parser.add_argument("--int8", action="store_true", help="Linear layers in int8 (the backend's model.cpu_int8).")
+    run_parser.add_argument("--max-speeches", type=int, default=MAX_BLOCKS,
+                            help="Most speeches the grammar allows (generation.max_speeches; labelled when not 12).")
     run_parser.add_argument("--prompts", type=int, default=None, help="The first N held-out prompts (default: all 50).")
     run_parser.add_argument("--attempts", type=int, default=2, help="Whole scenes per prompt (2: first answer + one retry).")
     run_parser.add_argument("--batch", type=int, default=8, help="Rows the engine decodes together.")

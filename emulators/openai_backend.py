@@ -5,6 +5,10 @@ model are tested on their own in tests/backend. `delay_s` makes it slow (each re
 sleeps in its own thread, so concurrent requests overlap), `fail_with` makes it answer
 an error status, and `requests` records the scene requests the bot sent (`cast_requests` the
 short ones that name characters a writer left to the model).
+
+A scene request with "stream": true (the bot's client always streams) is answered as our
+backend streams: `queue_positions` first, as the backend's queue reports (`: queue position
+3`, sent before a held request waits), then the scene in chunks and `data: [DONE]`.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class FakeBackend:
     # as a model decoding under that grammar would, and kept apart from `requests` (the scenes).
     cast: str = " Maya, Cole"
     cast_requests: list[dict] = field(default_factory=list)
+    queue_positions: tuple[int, ...] = ()  # queue reports streamed before each scene
 
     @staticmethod
     def is_cast_request(body: dict) -> bool:
@@ -108,12 +113,48 @@ class FakeBackend:
                     return
                 backend.requests.append(body)
                 number = len(backend.requests) - 1
+                if body.get("stream") and not backend.fail_with:
+                    self._stream(number)
+                    return
                 backend._released.wait(HOLD_LIMIT_S)
                 time.sleep(backend.delay_s)
                 if backend.fail_with:
                     self._send(backend.fail_with, {"error": {"message": "backend unavailable", "type": "server_error"}})
                     return
                 self._answer(backend.answer(number))
+
+            def _stream(self, number: int) -> None:
+                if backend.queue_positions:
+                    self._start_events()
+                    for position in backend.queue_positions:
+                        self._write(f": queue position {position}\n\n")
+                backend._released.wait(HOLD_LIMIT_S)
+                time.sleep(backend.delay_s)
+                if not backend.queue_positions:
+                    self._start_events()
+                text = backend.answer(number)
+                for start in range(0, len(text), 40):
+                    delta = {"content": text[start:start + 40]} if start else {"role": "assistant",
+                                                                                "content": text[:40]}
+                    self._write(self._chunk(delta, None))
+                self._write(self._chunk({}, "stop"))
+                self._write("data: [DONE]\n\n")
+
+            def _start_events(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()  # HTTP/1.0: the body ends when the connection closes
+
+            def _write(self, event: str) -> None:
+                self.wfile.write(event.encode())
+                self.wfile.flush()
+
+            @staticmethod
+            def _chunk(delta: dict, finish_reason: str | None) -> str:
+                body = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+                        "model": backend.model,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+                return f"data: {json.dumps(body)}\n\n"
 
             def _answer(self, text: str) -> None:
                 self._send(200, {

@@ -16,6 +16,9 @@ Shapes and status codes follow vLLM's own sources (vllm-project/vllm:
 - POST /v1/chat/completions: answers for the base name or a loaded LoRA name only, else 404
   NotFoundError "The model `X` does not exist."; continue_final_message continues the last
   assistant message. The text is a small valid Fountain scene naming the model that wrote it;
+  with "stream": true it comes as vLLM streams it: a first chunk with the role, the text in
+  pieces, a chunk with the finish reason, a usage chunk with no choices when
+  stream_options.include_usage, then `data: [DONE]` (and no comments: vLLM sends none);
 - errors are {"error": {"message", "type", "param", "code"}} (vLLM >= 0.10.1; older releases
   sent the same fields flat with "object": "error"); with an api key, /v1/* without the right
   Bearer is 401 {"error": "Unauthorized"}.
@@ -26,6 +29,7 @@ FakeVllm(mounts={"/adapters": registry}) reads /adapters/v1 from registry/v1.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from contextlib import ExitStack
@@ -34,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from emulators.servers import serve_asgi
 from emulators.vllm_lora_format import adapter_problems
@@ -63,6 +67,26 @@ def continuation(prefix: str, model: str) -> str:
         return ("" if prefix.endswith("\n") else "\n") + f"Say that again, slowly.\n\n{scene_body(model)}"
     ending = len(prefix) - len(prefix.rstrip("\n"))
     return "\n" * max(0, 2 - ending) + scene_body(model)  # a blank line before the next paragraph
+
+
+def _chunks(model: str, text: str, usage: dict | None):
+    """vLLM's chunk stream for ``text``: role, pieces of up to 40 characters, finish, usage, [DONE]."""
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model}
+
+    def event(choices: list, **extra) -> str:
+        return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n"
+
+    def choice(delta: dict, finish_reason: str | None = None) -> dict:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    yield event([choice({"role": "assistant", "content": ""})])
+    for start in range(0, len(text), 40):
+        yield event([choice({"content": text[start:start + 40]})])
+    yield event([choice({"content": ""}, "stop")])
+    if usage is not None:
+        yield event([], usage=usage)
+    yield "data: [DONE]\n\n"
 
 
 def _error(message: str, err_type: str, code: int, param: str | None = None) -> JSONResponse:
@@ -154,6 +178,11 @@ class FakeVllm:
         else:
             text = f"{SCENE_HEADING}\n\n{scene_body(model)}"
         words = len(text.split())
+        usage = {"prompt_tokens": 50, "total_tokens": 50 + words, "completion_tokens": words}
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return StreamingResponse(_chunks(model, text, usage if include_usage else None),
+                                     media_type="text/event-stream")
         return JSONResponse({
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": model,

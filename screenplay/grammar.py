@@ -82,9 +82,9 @@ class SceneShape:
     @classmethod
     def for_request(cls, request: DialogueRequest, *, heading: str | None,
                     not_name_words: frozenset[str] = frozenset(), sentence_words: frozenset[str] = frozenset(),
-                    min_blocks: int = MIN_BLOCKS) -> SceneShape:
+                    min_blocks: int = MIN_BLOCKS, max_blocks: int = MAX_BLOCKS) -> SceneShape:
         return cls(tuple(name.upper() for name in request.characters), heading is None, not_name_words,
-                   sentence_words, min_blocks)
+                   sentence_words, min_blocks, max(max_blocks, min_blocks))
 
     @property
     def invents_speakers(self) -> bool:

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from config.settings import GenerationSettings
-from llm.client import ChatClient
+from llm.client import ChatClient, Completion, QueueListener
 from retrieval.types import SceneHit
 from screenplay.copy_guard import (
     COPY_MIN_WORDS,
@@ -41,6 +41,7 @@ from screenplay.form import (
 )
 from screenplay.grammar import (
     CAST_PREFILL,
+    MAX_BLOCKS,
     MAX_LINE_TOKENS,
     MAX_SPEAKER_RUN,
     SceneShape,
@@ -161,8 +162,8 @@ class GuardLimits:
 
 def decoding_options(settings: GenerationSettings) -> dict:
     """How every scene is decoded (the bot and the evaluation gate alike): constrained or not,
-    and the guard's limits."""
-    return {"constrained": settings.constrained,
+    the most speeches a scene may hold, and the guard's limits."""
+    return {"constrained": settings.constrained, "max_speeches": settings.max_speeches,
             "guard": GuardLimits(settings.max_speaker_run, settings.max_line_tokens)}
 
 
@@ -182,20 +183,25 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
                          max_attempts: int = MAX_ATTEMPTS, copy_min_words: int = COPY_MIN_WORDS,
                          copy_search_k: int = COPY_SEARCH_K, seed: int | None = None,
                          continuation_tries: int = CONTINUATION_TRIES, constrained: bool = True,
-                         guard: GuardLimits = GuardLimits(), cast: Sequence[str] = ()) -> SceneResult:
+                         guard: GuardLimits = GuardLimits(), cast: Sequence[str] = (),
+                         on_queue: QueueListener | None = None, max_speeches: int = MAX_BLOCKS) -> SceneResult:
     """Generate until the strict judge passes a scene (at most ``max_attempts`` whole scenes),
     keep the best, then make sure it does not copy the library (one more generation if it does).
 
-    ``constrained``: ask for the scene grammar and the degeneration guard (screenplay/grammar.py).
+    ``constrained``: ask for the scene grammar and the degeneration guard (screenplay/grammar.py),
+    with at most ``max_speeches`` speeches (SmolLM2 writes as many as it may: this sets the length).
     Without it, a scene whose only flaw is requested characters who never speak is continued
     with each missing cue written (up to ``continuation_tries`` short requests per character)
     before another whole scene is asked for: small models often give the first voices all the lines.
     ``cast``: the room's other known characters, whom the judge accepts as speakers.
+    ``on_queue``: hears the backend's queue reports for every request the scene takes.
 
     ``chat`` is anything with the ChatClient's async ``complete``; no store is touched, so
     benchmarks drive the same loop against an in-process model.
     """
     base_seed = random.SystemRandom().randrange(1, 2**31 - max_attempts - 1) if seed is None else seed
+    if on_queue is not None:
+        chat = _Listening(chat, on_queue)
     heading = derive_heading(request.situation)
     judge = _Judge(request.characters, tuple(name.upper() for name in cast))
     if constrained:
@@ -206,7 +212,7 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
             request = replace(request, characters=request.characters + named)
             judge = _Judge(request.characters, judge.cast)
         shape = SceneShape.for_request(request, heading=heading, not_name_words=words.not_name_words,
-                                       sentence_words=words.sentence_words)
+                                       sentence_words=words.sentence_words, max_blocks=max_speeches)
         prefill = f"{heading}\n\n" if heading else ""
         extra = shape.request_fields(shape.guard(max_speaker_run=guard.max_speaker_run,
                                                  max_line_tokens=guard.max_line_tokens))
@@ -291,6 +297,17 @@ async def generate_scene(chat: ChatClient, *, model: str, request: DialogueReque
             if again.text and (not again.copy or again.report.score > best.report.score):
                 best = again
     return SceneResult(best, attempts, prefill, constrained)
+
+
+class _Listening:
+    """The chat client with ``on_queue`` added to every request, so that the loop's helpers
+    need not each carry it."""
+
+    def __init__(self, chat: ChatClient, on_queue: QueueListener) -> None:
+        self._chat, self._on_queue = chat, on_queue
+
+    async def complete(self, **request: object) -> Completion:
+        return await self._chat.complete(**request, on_queue=self._on_queue)
 
 
 async def _model_cast(chat: ChatClient, *, model: str, messages: list[dict[str, str]], sampling: dict, seed: int,

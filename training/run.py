@@ -38,7 +38,7 @@ from typing import Any
 
 from config.settings import Settings
 from training.announce import Notifier
-from training.base import FINAL_EVAL, base_model
+from training.base import FINAL_EVAL, base_model, training_settings_json
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +92,6 @@ def _sessions(settings: Settings):
 
     upgrade(settings.database_url)
     return make_session_factory(make_engine(settings.database_url))
-
-
-def training_settings_json(settings: Settings) -> dict[str, Any]:
-    """The settings that shape the adapter (not the schedule or chat channels): the manifest's."""
-    keep = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "top_layers", "learning_rate", "epochs",
-            "max_steps", "max_seq_len", "batch_size", "grad_accum", "precision", "seed", "validation_share")
-    dumped = settings.training.model_dump()
-    return {key: dumped[key] for key in keep}
 
 
 def work_dir_for(settings: Settings, *, data_hash: str, base_name: str, room: str | None) -> Path:
@@ -207,13 +199,20 @@ def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, he
     from training.trainer import train_adapter
 
     t = settings.training
-    work_dir = work_dir_for(settings, data_hash=data.data_hash, base_name=base_name, room=result.room)
-    phase(f"training on {len(data.train)} examples in {work_dir}")
+    from training.house import house_start
+
+    house = house_start(settings, base_name=base_name)
+    # Started from another adapter, the checkpoints are another run's: keyed apart.
+    work_dir = work_dir_for(settings, data_hash=data.data_hash + (f"+{house.version}" if house else ""),
+                            base_name=base_name, room=result.room)
+    phase(f"training on {len(data.train)} examples in {work_dir}"
+          + (f", starting from the house adapter {house.version}" if house else ""))
     train_chats, validation_chats = [e.messages for e in data.train], [e.messages for e in data.validation]
     crew.send(train_chats, validation_chats, str(work_dir))
     outcome = train_adapter(train_chats, validation_chats,
                             base_model_dir=model_dir, work_dir=work_dir, settings=t, device=settings.model.device,
-                            progress=progress, on_step=_StepReport(phase), final_eval=FINAL_EVAL)
+                            progress=progress, on_step=_StepReport(phase), final_eval=FINAL_EVAL,
+                            start_from=house.path if house else None)
     phase("evaluating the candidate against what serves")
     candidate, serving, verdict, serving_label = _evaluate(settings, data, outcome, model_dir=model_dir,
                                                            base_name=base_name, work_dir=work_dir, room=result.room)
@@ -237,7 +236,8 @@ def _train_evaluate_publish(settings: Settings, data: Any, result: RunResult, he
     phase(f"publishing {version} to the registry")
     registry.write_adapter_version(
         settings.adapter_dir, version, source=outcome.adapter_dir, base_model=base_name,
-        training=training_settings_json(settings), data_hash=data.data_hash, example_count=data.size,
+        training={**training_settings_json(settings), **({"started_from": house.version} if house else {})},
+        data_hash=data.data_hash, example_count=data.size,
         metrics={"candidate": candidate.as_json(), "serving": serving.as_json(), "promote": verdict.promote,
                  "reasons": verdict.reasons, "run_id": result.run_id, "report_png": str(png)},
         room=result.room)
@@ -275,7 +275,6 @@ class _StepReport:
 def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, base_name: str, work_dir: Path,
               room: str | None) -> tuple[Any, Any, Any, str]:
     from registry import versions as registry
-    from screenplay.prompting import build_messages, parse_dialogue_request
     from screenplay.scene_loop import decoding_options, sampling_parameters
     from training.eval_prompts import HELDOUT_PROMPTS
     from training.gate import EvalSetup, decide, evaluate_models
@@ -291,11 +290,7 @@ def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, b
             log.warning("the serving version %s is not in the registry; comparing against the base model",
                         serving_version)
             serving_version = None
-    screenplay_chats = []
-    for scene in _heldout(t.eval_screenplay_scenes):
-        messages = build_messages(parse_dialogue_request(scene.prompt), [], exemplar_chars=g.exemplar_chars,
-                                  worked_example=False)
-        screenplay_chats.append([*messages, {"role": "assistant", "content": scene.text}])
+    screenplay_chats = heldout_screenplay_chats(t.eval_screenplay_scenes, exemplar_chars=g.exemplar_chars)
     setup = EvalSetup(
         base_model_dir=model_dir, base_name=base_name, candidate_dir=outcome.adapter_dir, serving_dir=serving_dir,
         serving_label=serving_version or "base model",
@@ -309,12 +304,20 @@ def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, b
     return candidate, serving, verdict, setup.serving_label
 
 
-def _heldout(limit: int) -> list:
+def heldout_screenplay_chats(limit: int, *, exemplar_chars: int) -> list[list[dict[str, str]]]:
+    """The first ``limit`` held-out corpus scenes as chats asked the way training asks (the gate's
+    screenplay perplexity set)."""
     if not limit:
         return []
+    from screenplay.prompting import build_messages, parse_dialogue_request
     from training.corpus_scenes import heldout_scenes
 
-    return heldout_scenes(limit)
+    chats = []
+    for scene in heldout_scenes(limit):
+        messages = build_messages(parse_dialogue_request(scene.prompt), [], exemplar_chars=exemplar_chars,
+                                  worked_example=False)
+        chats.append([*messages, {"role": "assistant", "content": scene.text}])
+    return chats
 
 
 def _record(sessions: Any, result: RunResult) -> None:

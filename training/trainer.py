@@ -153,8 +153,12 @@ def complete_checkpoints(directory: Path) -> list[Path]:
 def train_adapter(train_chats: Sequence[Sequence[dict[str, str]]],
                   validation_chats: Sequence[Sequence[dict[str, str]]], *, base_model_dir: Path | str,
                   work_dir: Path, settings: Any, device: str = "auto", progress: bool = True,
-                  on_step: Callable[[int, int], None] | None = None, final_eval: bool = True) -> TrainOutcome:
+                  on_step: Callable[[int, int], None] | None = None, final_eval: bool = True,
+                  start_from: Path | None = None) -> TrainOutcome:
     """Train a LoRA adapter on chat examples (last message: the approved scene).
+
+    ``start_from``: an adapter directory (the house adapter, training.house) whose weights, and
+    so whose LoRA shape, the new adapter starts from instead of a fresh LoRA.
 
     ``settings`` is a TrainingSettings; ``on_step(step, total)`` is called as training goes
     (the scheduler keeps its lock fresh with it). ``final_eval=False`` leaves out the
@@ -174,7 +178,12 @@ def train_adapter(train_chats: Sequence[Sequence[dict[str, str]]],
     validation, _ = tokenize_examples(tokenizer, validation_chats, max_len=settings.max_seq_len)
     if not train:
         raise ValueError("no training example leaves any of its scene inside max_seq_len; raise training.max_seq_len")
-    model = get_peft_model(model, lora_config(settings, model.config.num_hidden_layers))
+    if start_from is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(start_from), is_trainable=True)
+    else:
+        model = get_peft_model(model, lora_config(settings, model.config.num_hidden_layers))
     if hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
 

@@ -45,7 +45,8 @@ def make_searcher(settings: Settings) -> SceneSearch:
 
 
 def chat_client(settings: Settings) -> ChatClient:
-    return ChatClient(settings.backend_url, api_key=settings.backend_api_key, timeout_s=settings.generation.timeout_s)
+    return ChatClient(settings.backend_url, api_key=settings.backend_api_key,
+                      silence_timeout_s=settings.generation.silence_timeout_s)
 
 
 class RegistryAdapters:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from bot.core.pipeline import check_rate_limit
+from bot.core.queue_notice import queue_listener
 from bot.core.replies import (
     Action,
     ActionKind,
@@ -142,7 +143,7 @@ async def write_scene(services: CoreServices, invocation: Invocation, *, parent_
     result = await generate_scene(services.chat, model=model, request=ask.request, messages=messages,
                                   sampling=sampling, exemplars=exemplars, search=services.search_if_possible,
                                   max_attempts=settings.max_attempts, copy_min_words=settings.copy_guard_words,
-                                  **decoding_options(settings))
+                                  on_queue=queue_listener(invocation.notify), **decoding_options(settings))
     latency_ms = int((time.perf_counter() - started) * 1000)
     if not result.text:
         raise GenerationError(ask.empty)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Awaitable, Callable
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class Invocation:
     thread_id: str | None = None
     delivery_id: str | None = None  # the platform's id for this delivery, to drop duplicates
     roles: tuple[str, ...] = ()  # Slack user groups / Discord roles the user holds, as the adapter knows them
+    # How the adapter tells this writer something before the reply (a scene waiting in the
+    # backend's queue): the local room prints a line, Slack posts an ephemeral message, Discord
+    # edits the "thinking" message. None: nobody to tell (the CLI, a button's regeneration).
+    notify: Callable[[str], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
 
 
 class SectionKind(str, Enum):

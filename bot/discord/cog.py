@@ -1,7 +1,8 @@
 """Slash commands: /dialogue, /similar and /wr-help, each a thin call into the core.
 
 Discord wants an answer to an interaction within 3 seconds and a scene takes longer,
-so every command defers at once ("… is thinking") and sends the reply as a followup.
+so every command defers at once ("… is thinking") and sends the reply as a followup. While
+a scene waits in the backend's queue, the "thinking" message says where it stands.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.commands import dispatch
-from bot.discord.invocation import invocation_from
+from bot.discord.invocation import ThinkingNotice, invocation_from
 from bot.discord.views import send_reply
 
 if TYPE_CHECKING:
@@ -36,8 +37,10 @@ class WritersRoomCog(commands.Cog, name="writersroom"):
 
     async def _run(self, interaction: discord.Interaction, command: str, text: str) -> None:
         await interaction.response.defer(thinking=True)
-        reply = await dispatch(self.services, command, invocation_from(interaction, text))
+        notice = ThinkingNotice(interaction)  # a queued scene shows its place on the "thinking" message
+        reply = await dispatch(self.services, command, invocation_from(interaction, text, notify=notice))
         await send_reply(interaction, reply)
+        await notice.clear()
 
     @app_commands.command(name="dialogue", description="Write a scene in screenplay format, grounded in the library")
     @app_commands.describe(situation="What happens, e.g. a detective corners her former partner in a rainy alley",

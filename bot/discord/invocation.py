@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import discord
 
@@ -47,7 +48,8 @@ def role_ids(user: discord.abc.User) -> tuple[str, ...]:
     return tuple(str(role_id) for role_id in listed)
 
 
-def invocation_from(interaction: discord.Interaction, text: str) -> Invocation:
+def invocation_from(interaction: discord.Interaction, text: str, *,
+                    notify: Callable[[str], Awaitable[None]] | None = None) -> Invocation:
     user = interaction.user
     channel = interaction.channel
     return Invocation(
@@ -60,4 +62,30 @@ def invocation_from(interaction: discord.Interaction, text: str) -> Invocation:
         thread_id=str(interaction.channel_id) if _thread_parent(interaction) else None,
         delivery_id=str(interaction.id),
         roles=role_ids(user),
+        notify=notify,
     )
+
+
+class ThinkingNotice:
+    """Tells the writer of a deferred command something before the reply (a scene waiting in the
+    backend's queue) by editing the "… is thinking" message: the core's ``Invocation.notify``.
+
+    Once edited, that message is no longer the loading one the reply would have replaced, so
+    the reply arrives as a message of its own; ``clear`` then deletes the stale notice.
+    """
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self.interaction = interaction
+        self.shown = False
+
+    async def __call__(self, text: str) -> None:
+        await self.interaction.edit_original_response(content=text)
+        self.shown = True
+
+    async def clear(self) -> None:
+        if not self.shown:
+            return
+        try:
+            await self.interaction.delete_original_response()
+        except discord.HTTPException as exc:  # gone already, or the token expired: the reply is out
+            log.warning("could not remove the queue notice: %s", exc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from bot.core.commands import COMMANDS, dispatch
 from bot.core.feedback import record
@@ -25,14 +25,17 @@ _ACTIONS = {kind.value: kind for kind in ActionKind}
 
 
 class LocalRoom:
-    def __init__(self, services: CoreServices, *, user_id: str | None = None) -> None:
+    def __init__(self, services: CoreServices, *, user_id: str | None = None,
+                 notify: Callable[[str], Awaitable[None]] | None = None) -> None:
+        """``notify`` shows the writer a line while a command is still working (a queued scene)."""
         self.services = services
         self.user_id = user_id or getpass.getuser()
         self.last_generation: int | None = None
+        self.notify = notify
 
     def invocation(self, text: str) -> Invocation:
         return Invocation(platform="local", room_id=ROOM_ID, user_id=self.user_id, user_name=self.user_id,
-                          room_name="terminal", text=text)
+                          room_name="terminal", text=text, notify=self.notify)
 
     async def handle(self, line: str, *, read_more: Callable[[], Iterable[str]] = lambda: ()) -> Reply | None:
         """One line typed in the room; read_more supplies the edited text for /edit."""
@@ -74,7 +77,11 @@ async def run_room(services: CoreServices, *, console: Console | None = None,
     """The interactive loop (stdin/stdout). ``on_open`` runs once the room is open, with the
     console that notices from elsewhere (the library loading beside the room) go to."""
     console = console or Console()
-    room = LocalRoom(services)
+
+    async def notify(text: str) -> None:
+        console.notice(text)
+
+    room = LocalRoom(services, notify=notify)
     names = ", ".join(f"/{name}" for name in COMMANDS)
     console.show(f"writersroom local room. Commands: {names}, /approve, /reject, /regenerate, /edit, /quit")
     if on_open is not None:

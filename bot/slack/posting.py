@@ -48,9 +48,31 @@ def message_ref(channel_id: str, ts: str) -> str:
 
 def slack_invocation(*, team_id: str | None, channel_id: str, user_id: str, text: str,
                      user_name: str | None = None, channel_name: str | None = None,
-                     thread_ts: str | None = None, delivery_id: str | None = None) -> Invocation:
+                     thread_ts: str | None = None, delivery_id: str | None = None,
+                     notify: Callable[[str], Awaitable[None]] | None = None) -> Invocation:
     return Invocation(platform="slack", room_id=room_id(team_id, channel_id), user_id=user_id, text=text,
-                      user_name=user_name, room_name=channel_name, thread_id=thread_ts, delivery_id=delivery_id)
+                      user_name=user_name, room_name=channel_name, thread_id=thread_ts, delivery_id=delivery_id,
+                      notify=notify)
+
+
+def notify_by_response(respond: Respond) -> Callable[[str], Awaitable[None]]:
+    """Tell the writer of a slash command something before the reply: an ephemeral message through
+    the command's response_url, so only they see it and it needs no channel membership."""
+
+    async def notify(text: str) -> None:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+
+    return notify
+
+
+def notify_in_thread(client: AsyncWebClient, *, channel: str, user: str,
+                     thread_ts: str | None) -> Callable[[str], Awaitable[None]]:
+    """Tell the writer of a mention something before the reply: an ephemeral message in the thread."""
+
+    async def notify(text: str) -> None:
+        await client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+
+    return notify
 
 
 async def acknowledge(ack) -> None:

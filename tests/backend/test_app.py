@@ -177,10 +177,10 @@ def test_a_full_queue_is_429_with_retry_after(faulty):
     assert refused.json()["error"]["code"] == "queue_full"
 
 
-def test_a_request_past_its_timeout_is_504(faulty):
+def test_a_request_whose_model_stalls_is_504(faulty):
     generator, faults = faulty
     faults.hold()  # a worker stuck inside one forward pass: the HTTP side still answers in time
-    app = create_app(generator, request_timeout_s=0.5)
+    app = create_app(generator, stall_timeout_s=0.5)
     try:
         with serve_asgi(app) as url:
             # The forward pass is held until `finally`, so a 504 now can only come from the timeout
@@ -188,12 +188,104 @@ def test_a_request_past_its_timeout_is_504(faulty):
             response = post(url)
             assert response.status_code == 504
             assert response.json()["error"]["code"] == "timeout"
+            assert "produced nothing for this request for 0.5 s" in response.json()["error"]["message"]
     finally:
         faults.release()
     deadline = time.monotonic() + 10
     while app.state.scheduler.engine.rows and time.monotonic() < deadline:
         time.sleep(0.02)
     assert app.state.scheduler.engine.rows == []  # and the row no longer uses the model
+
+
+def test_a_request_whose_tokens_keep_coming_is_never_cut_off(faulty):
+    # 40 passes of 0.05 s: the whole request lasts several stall limits, no pass comes near one.
+    generator, faults = faulty
+    faults.delay_s = 0.05
+    faults.never_stop(generator.stop_ids)
+    app = create_app(generator, stall_timeout_s=0.5)
+    with serve_asgi(app) as url:
+        started = time.monotonic()
+        response = post(url, max_tokens=40)
+        took = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["completion_tokens"] == 40
+    assert took > 0.5  # it did outlast the limit (else the test proves nothing)
+
+
+def stream_lines(url: str, **options) -> list[str]:
+    payload = {"model": "tiny", "messages": [{"role": "user", "content": "MAYA"}], "max_tokens": 3, "stream": True,
+               **options}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=payload, timeout=30) as response:
+        assert response.status_code == 200
+        return [line for line in response.iter_lines() if line]
+
+
+def test_a_streamed_request_waiting_in_the_queue_hears_its_position(faulty, monkeypatch):
+    monkeypatch.setattr("backend.app.QUEUE_REPORT_S", 0.1)
+    generator, faults = faulty
+    faults.hold()
+    app = create_app(generator, max_batch=1, batch_wait_ms=0)
+    with serve_asgi(app) as url, ThreadPoolExecutor(3) as pool:
+        running = pool.submit(post, url)
+        assert faults.entered.wait(10)
+        second = pool.submit(stream_lines, url)
+        while app.state.scheduler.queue_depth < 1:
+            time.sleep(0.01)
+        third = pool.submit(stream_lines, url)
+        while app.state.scheduler.queue_depth < 2:
+            time.sleep(0.01)
+        time.sleep(0.3)  # a few report periods while both wait
+        faults.release()
+        assert running.result().status_code == 200
+        second_lines, third_lines = second.result(), third.result()
+    assert ": queue position 1" in second_lines and ": queue position 2" in third_lines
+    assert ": queue position 2" not in second_lines
+    # and the stream after the reports is an ordinary one
+    assert third_lines[-1] == "data: [DONE]"
+    assert third_lines.index(": queue position 2") < min(i for i, line in enumerate(third_lines)
+                                                          if line.startswith("data:"))
+
+
+def test_queue_reports_do_not_disturb_the_official_client(faulty, monkeypatch):
+    monkeypatch.setattr("backend.app.QUEUE_REPORT_S", 0.1)
+    generator, faults = faulty
+    faults.hold()
+    app = create_app(generator, max_batch=1, batch_wait_ms=0)
+    with serve_asgi(app) as url, ThreadPoolExecutor(2) as pool:
+        running = pool.submit(post, url)
+        assert faults.entered.wait(10)
+
+        def streamed() -> list:
+            return list(client(url).chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": "COLE"}], max_tokens=5, stream=True,
+                stream_options={"include_usage": True}))
+
+        waiting = pool.submit(streamed)
+        while app.state.scheduler.queue_depth < 1:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        faults.release()
+        chunks = waiting.result()
+        running.result()
+    assert chunks[-2].choices[0].finish_reason in ("stop", "length")
+    assert chunks[-1].choices == [] and 0 < chunks[-1].usage.completion_tokens <= 5
+
+
+def test_a_request_that_waits_past_the_queue_timeout_is_504(faulty):
+    generator, faults = faulty
+    faults.hold()
+    app = create_app(generator, max_batch=1, batch_wait_ms=0, queue_timeout_s=0.3)
+    try:
+        with serve_asgi(app) as url, ThreadPoolExecutor(1) as pool:
+            running = pool.submit(post, url)
+            assert faults.entered.wait(10)
+            waited = post(url)
+            assert waited.status_code == 504
+            assert "in the queue" in waited.json()["error"]["message"]
+            faults.release()
+            assert running.result().status_code == 200  # the one that was running finishes
+    finally:
+        faults.release()
 
 
 def wait_for_cancel(scheduler, *, timeout: float = 10) -> None:

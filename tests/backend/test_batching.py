@@ -4,6 +4,7 @@ limits, cancellation, failures; and once on the real SmolLM2 (integration)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import itertools
 import threading
 from contextlib import contextmanager
@@ -240,17 +241,18 @@ def test_a_full_queue_refuses_with_a_retry_hint(fresh_generator):
     assert (stats.rejected, stats.completed) == (1, 2)
 
 
-def test_a_request_past_its_timeout_fails_and_leaves_the_batch(fresh_generator):
-    # Two forward passes outlast the timeout; with the stop tokens forbidden the tiny random
+def test_a_stalled_request_fails_and_leaves_the_batch(fresh_generator):
+    # One forward pass outlasts the stall limit; with the stop tokens forbidden the tiny random
     # model cannot end the row first (a long budget alone proves nothing).
     faults = ModelFaults(fresh_generator.model)
-    faults.delay_s = 0.3
     faults.never_stop(fresh_generator.stop_ids)
 
     async def scenario():
-        with running(fresh_generator, request_timeout_s=0.4) as scheduler:
+        with running(fresh_generator, stall_timeout_s=0.4) as scheduler:
             ticket = ask(scheduler, "MAYA", SamplingParams(max_tokens=200))
-            with pytest.raises(RequestTimeoutError):
+            await asyncio.sleep(0.1)
+            faults.delay_s = 1.0
+            with pytest.raises(RequestTimeoutError, match="produced nothing"):
                 await ticket.wait()
             for _ in range(400):  # the row leaves at the next step boundary (each step is slow here)
                 if not scheduler.engine.rows:
@@ -261,6 +263,41 @@ def test_a_request_past_its_timeout_fails_and_leaves_the_batch(fresh_generator):
     scheduler = asyncio.run(scenario())
     assert scheduler.engine.rows == []
     assert scheduler.stats.timed_out == 1
+
+
+def test_a_request_whose_tokens_keep_coming_outlives_the_stall_limit(fresh_generator):
+    faults = ModelFaults(fresh_generator.model)
+    faults.delay_s = 0.05
+    faults.never_stop(fresh_generator.stop_ids)
+
+    async def scenario():
+        with running(fresh_generator, stall_timeout_s=0.3) as scheduler:
+            started = time.monotonic()
+            result = await ask(scheduler, "MAYA", SamplingParams(max_tokens=30)).wait()
+            return result, time.monotonic() - started
+
+    result, took = asyncio.run(scenario())
+    assert result.completion_tokens == 30 and result.finish_reason == "length"
+    assert took > 0.3
+
+
+def test_the_queue_timeout_counts_only_the_wait_for_a_place(fresh_generator):
+    faults = ModelFaults(fresh_generator.model)
+    faults.delay_s = 0.05
+    faults.never_stop(fresh_generator.stop_ids)
+
+    async def scenario():
+        with running(fresh_generator, max_batch=1, batch_wait_ms=0, queue_timeout_s=0.3) as scheduler:
+            first = ask(scheduler, "MAYA", SamplingParams(max_tokens=20))  # 1 s of work, admitted at once
+            second = ask(scheduler, "COLE", SamplingParams(max_tokens=5))  # waits behind it
+            assert scheduler.position(second) == 1
+            outcomes = await asyncio.gather(first.wait(), second.wait(), return_exceptions=True)
+            return outcomes, scheduler.position(second)
+
+    (first, second), position = asyncio.run(scenario())
+    assert first.completion_tokens == 20  # ran past the queue limit: it was not waiting
+    assert isinstance(second, RequestTimeoutError) and "in the queue" in str(second)
+    assert position == 0
 
 
 def test_a_cancelled_request_leaves_the_batch_at_the_next_step(fresh_generator):

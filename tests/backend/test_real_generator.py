@@ -21,7 +21,7 @@ def test_smollm2_writes_a_scene_through_the_openai_api(generator_dir):
     messages = build_messages(parse_dialogue_request("two sisters argue about a letter characters: June, Rose"),
                               [], exemplar_chars=600)
     with serve_asgi(create_app(generator)) as url:
-        client = ChatClient(f"{url}/v1", timeout_s=120)
+        client = ChatClient(f"{url}/v1", silence_timeout_s=120)
         assert asyncio.run(client.models()) == ["smollm2-135m-instruct"]
         completion = asyncio.run(client.complete(
             model="smollm2-135m-instruct", messages=messages, max_tokens=96, temperature=0.7, top_p=0.9,

@@ -216,3 +216,16 @@ def test_a_line_in_capitals_cannot_be_dialogue_but_a_short_cry_with_words_can(to
     assert not decode_under(tokenizer, lighthouse(), first + "AMES TO THE LORD - DAY - STORY.\n")[0]
     assert decode_under(tokenizer, lighthouse(), first + "NO! Not the lamp.\n\n")[0]
     assert decode_under(tokenizer, lighthouse(), first + "I won't.\n\n")[0]
+
+
+def test_a_room_can_hold_scenes_to_fewer_speeches(tokenizer):
+    # generation.max_speeches: SmolLM2 writes as many speeches as it may, so this sets length and time.
+    speeches = "".join(f"{name}\nLine number {n}.\n\n" for n, name in zip(range(9), ["AGNES", "DEPUTY MARSH"] * 5))
+    scene = "INT. LIGHTHOUSE - DAY\n\n" + speeches
+    eight = scene[:scene.index("AGNES\nLine number 8.")]
+    shorter = SceneShape.for_request(parse_dialogue_request("a keeper refuses to leave characters: Agnes, Deputy Marsh"),
+                                     heading=None, max_blocks=8)
+    assert decode_under(tokenizer, shorter, eight) == (True, True)
+    assert not decode_under(tokenizer, shorter, scene)[0]
+    assert SceneShape.for_request(parse_dialogue_request("x characters: A, B"), heading=None, max_blocks=2).max_blocks \
+        == 4  # never below the judge's four speeches

@@ -72,3 +72,23 @@ def test_a_run_resumes_from_its_last_complete_checkpoint(tiny_model, tmp_path):
     assert outcome.resumed_from and outcome.resumed_from.endswith("checkpoint-3")
     assert not (work / CHECKPOINTS_SUBDIR / "checkpoint-99").exists()
     assert [step for step, _ in outcome.losses] == list(range(1, 7))  # the curve spans both runs
+
+
+def test_training_can_start_from_another_adapter(tiny_model, tmp_path):
+    # The house adapter as a room's starting point: its weights and LoRA shape, not a fresh LoRA.
+    from safetensors.torch import load_file
+
+    from training.trainer import train_adapter
+
+    train = [chat(f"Scene: a detective corners her partner, take {n}.") for n in range(4)]
+    house = train_adapter(train, [], base_model_dir=tiny_model, work_dir=tmp_path / "house",
+                          settings=settings(max_steps=3), progress=False).adapter_dir
+    room = train_adapter(train, [], base_model_dir=tiny_model, work_dir=tmp_path / "room",
+                         settings=settings(max_steps=1, learning_rate=1e-9, lora_r=8, target_modules=["o_proj"]),
+                         progress=False, start_from=house).adapter_dir
+    started, finished = load_file(house / "adapter_model.safetensors"), load_file(room / "adapter_model.safetensors")
+    assert json.loads((room / "adapter_config.json").read_text())["r"] == 4  # the house adapter's shape
+    assert started.keys() == finished.keys()
+    for name, tensor in started.items():  # a step at lr 1e-9 leaves the house weights where they were
+        assert (finished[name] - tensor).abs().max() < 1e-6, name
+    assert any(tensor.abs().max() > 0 for name, tensor in started.items() if "lora_B" in name)  # and they are trained

@@ -2,7 +2,9 @@
 
 Each command is acked at once by a small ack function (Slack allows 3 seconds; a scene
 takes longer); the work runs afterwards as a lazy listener: the core command, then its
-reply posted into the channel with chat.postMessage. /style with no
+reply posted into the channel with chat.postMessage. Anything the writer is told before
+the reply (a scene waiting in the backend's queue) goes to them alone, as an ephemeral
+message through the command's response_url. /style with no
 text, or with a file id or permalink, reads a script shared in the channel instead of
 pasted text (bot.slack.shared_files).
 """
@@ -17,7 +19,7 @@ from bot.core.pipeline import serve
 from bot.core.replies import Invocation, Reply, error_reply
 from bot.core.services import CoreServices
 from bot.core.style import FILE_MAX_BYTES, readable_suffixes, style_of_file
-from bot.slack.posting import logged, post_scene_reply, slack_invocation
+from bot.slack.posting import logged, notify_by_response, post_scene_reply, slack_invocation
 from bot.slack.shared_files import FileProblem, download, file_reference, find_file
 
 # Slack command -> core command name. /help is too generic a name to claim in a workspace.
@@ -61,7 +63,7 @@ def _command_handler(services: CoreServices, slash: str, name: str):
         invocation = slack_invocation(
             team_id=command.get("team_id"), channel_id=command["channel_id"], user_id=command["user_id"],
             text=text, user_name=command.get("user_name"), channel_name=command.get("channel_name"),
-            delivery_id=command.get("trigger_id"),
+            delivery_id=command.get("trigger_id"), notify=notify_by_response(respond),
         )
         if _on_shared_file(name, text):
             reply = await serve(services, invocation, "style", lambda: style_of_shared_file(

@@ -20,6 +20,7 @@ from bot.slack.posting import (
     acknowledge,
     logged,
     message_ref,
+    notify_in_thread,
     post_scene_reply,
     slack_invocation,
 )
@@ -42,13 +43,15 @@ def register(app: AsyncApp, services: CoreServices) -> None:
             return  # another bot (or a message edit) mentioning us: nothing a writer asked
         channel = event["channel"]
         thread_ts = event.get("thread_ts")
+        # Answer in the thread: the scene's, or a new one under the mention, so the channel stays quiet.
+        answer_in = thread_ts or event["ts"]
         invocation = slack_invocation(
             team_id=body.get("team_id") or event.get("team"), channel_id=channel, user_id=event["user"],
             text=direction(event.get("text") or "", context.bot_user_id), thread_ts=thread_ts, delivery_id=event_id,
+            notify=notify_in_thread(client, channel=channel, user=event["user"], thread_ts=answer_in),
         )
         reply = await continue_thread(services, invocation, root_ref=message_ref(channel, thread_ts or ""))
-        # Answer in the thread: the scene's, or a new one under the mention, so the channel stays quiet.
-        await post_scene_reply(client, services, reply, channel=channel, thread_ts=thread_ts or event["ts"])
+        await post_scene_reply(client, services, reply, channel=channel, thread_ts=answer_in)
 
     # Ack at once, work afterwards (lazy): see bot/slack/app.py.
     app.event("app_mention")(ack=acknowledge, lazy=[handle_mention])

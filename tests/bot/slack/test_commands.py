@@ -126,17 +126,17 @@ def test_unknown_subcommand_and_oversized_prompt_get_clear_messages(room, backen
     assert not backend.requests
 
 
-def test_slow_backend_past_the_timeout_is_reported_in_the_channel(open_room):
-    # A backend that has not answered by the timeout, however slow the machine.
+def test_a_silent_backend_past_the_timeout_is_reported_in_the_channel(open_room):
+    # A backend that has sent nothing by the silence timeout, however slow the machine.
     with FakeBackend(held=True) as slow:
         try:
             room = open_room(slow.url)
-            room.services.chat = ChatClient(slow.url, timeout_s=0.5, retries=0)  # as the bot builds it from settings
+            room.services.chat = ChatClient(slow.url, silence_timeout_s=0.5, retries=0)  # as the bot builds it from settings
             room.sender.command("/dialogue", SITUATION)
             call = room.api.wait_for("chat.postMessage")[0]
         finally:
             slow.release()
-    assert ":warning:" in all_text(call) and "took too long" in all_text(call)
+    assert ":warning:" in all_text(call) and "sent nothing for 0.5 s" in all_text(call)
     room.sender.command("/wr-help")  # and the app still answers
     room.api.wait_for("chat.postMessage", 2)
 
