@@ -10,11 +10,12 @@ grammar decodes; every room's starting point when, and only when, it beats the b
    the strict judge passes it. Each is asked as a room's own training asks for a scene
    (screenplay.prompting.build_messages, without the worked example).
 2. Training: the room's LoRA settings (training.trainer.train_adapter) in
-   HOME/training/house/<data hash>, so the same corpus and settings give the same version.
+   HOME/training/house/<version>; the version is named by the data hash, those settings and
+   the base model, so the same recipe gives the same version (and is refused a second time).
 3. Judging: the rooms' evaluation gate (training.gate) against the base model: perplexity on
    the examples' validation split and on held-out corpus scenes, and the strict judge's valid
    share on held-out prompts under the decoding writers get.
-4. Publishing: registry version ``house-<data hash>`` with the data hash, the example count,
+4. Publishing: registry version ``house-<recipe hash>`` with the data hash, the example count,
    both models' scores and the verdict in its manifest (``training.kind = "house"``); promoted
    for every room without a version of its own only when the gate passes (a room's own
    promoted version still wins). A room's retraining then starts from it (training.run).
@@ -23,6 +24,7 @@ grammar decodes; every room's starting point when, and only when, it beats the b
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -164,11 +166,13 @@ def build_house_adapter(settings, *, promote: bool = True, progress: bool = True
     if len(train) < t.min_examples:
         raise ValueError(f"{len(train)} corpus scenes fit the grammar's form; the house adapter needs at least "
                          f"{t.min_examples} (training.min_examples)")
-    version = f"{VERSION_PREFIX}{data.data_hash.removeprefix('sha256:')[:12]}"
-    existing = {found.version: found for found in registry.list_versions(settings.adapter_dir)}
-    if version in existing:  # the same corpus, settings aside: published already
-        raise ValueError(f"{version} is in the registry already (same corpus); `writersroom adapters list` shows it")
     model_dir, base_name = base_model(settings)
+    # Named by what makes it: the examples, the settings that shape it and the base model.
+    recipe = json.dumps([data.data_hash, training_settings_json(settings), base_name], sort_keys=True)
+    version = f"{VERSION_PREFIX}{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+    if version in {found.version for found in registry.list_versions(settings.adapter_dir)}:
+        raise ValueError(f"{version} is in the registry already (same corpus, settings and base model); "
+                         "`writersroom adapters list` shows it")
     work_dir = settings.home / "training" / "house" / version
     phase(f"training on {len(train)} corpus scenes ({len(validation)} held for validation) in {work_dir}")
     outcome = train_adapter(train, validation, base_model_dir=model_dir, work_dir=work_dir, settings=t,
