@@ -101,9 +101,14 @@ def _row_tensor(values: list[float], device: torch.device) -> torch.Tensor:
 
 def apply_penalties(logits: torch.Tensor, rows: list[RowSampler], seen: torch.Tensor) -> torch.Tensor:
     """Repetition penalty (HF's rule: divide positive logits, multiply negative ones) and n-gram bans."""
-    logits = _repetition_penalty(logits, rows, seen)
-    for index, row in enumerate(rows):
-        banned = row.banned()
+    return _ban_repeated_ngrams(_repetition_penalty(logits, rows, seen), rows, range(len(rows)))
+
+
+def _ban_repeated_ngrams(logits: torch.Tensor, rows: list[RowSampler], indices) -> torch.Tensor:
+    """The tokens that would repeat an n-gram, out for rows[index] of ``indices`` (a copy first where
+    inference mode made the logits read-only)."""
+    for index in indices:
+        banned = rows[index].banned()
         if banned:
             logits = _writable(logits)
             logits[index, list(banned)] = float("-inf")
@@ -139,14 +144,13 @@ def pick_tokens(logits: torch.Tensor, rows: list[RowSampler], seen: torch.Tensor
 def _restrict(logits: torch.Tensor, rows: list[RowSampler], masks: list[torch.Tensor | None]) -> None:
     """n-gram bans and constraint masks, in place. Where the bans would leave a constrained row
     nothing, its mask alone applies: the grammar's forced text beats a repeated n-gram."""
+    _ban_repeated_ngrams(logits, rows, [index for index, mask in enumerate(masks) if mask is None])
     constrained: list[int] = []
     allowed: list[torch.Tensor] = []
     for index, (row, mask) in enumerate(zip(rows, masks)):
-        banned = row.banned()
         if mask is None:
-            if banned:
-                logits[index, list(banned)] = float("-inf")
             continue
+        banned = row.banned()
         if banned:
             narrowed = mask.clone()
             narrowed[list(banned)] = False

@@ -125,6 +125,30 @@ def decide(candidate: Scores, serving: Scores, *, margin: float, validity_tolera
     return Verdict(bool(passed), reasons)
 
 
+def run_gate(settings: Any, *, model_dir: Path, base_name: str, candidate_dir: Path, serving_dir: Path | None,
+             serving_label: str, validation_chats: list[Chat], screenplay_chats: list[Chat],
+             work_dir: Path) -> tuple[Scores, Scores, Verdict]:
+    """(candidate, serving, verdict) with everything else as ``settings`` (a config Settings) say:
+    the held-out prompts no heuristic was tuned on, sampled and decoded as served, and the
+    training section's margins. Room runs (training.run) and the house adapter (training.house)
+    are judged by this one gate."""
+    from screenplay.scene_loop import decoding_options, sampling_parameters
+    from training.eval_prompts import HELDOUT_PROMPTS
+    from training.trainer import mixed_bf16, pick_device
+
+    t, g = settings.training, settings.generation
+    setup = EvalSetup(
+        base_model_dir=model_dir, base_name=base_name, candidate_dir=candidate_dir, serving_dir=serving_dir,
+        serving_label=serving_label, validation_chats=validation_chats, screenplay_chats=screenplay_chats,
+        prompts=list(HELDOUT_PROMPTS[: t.eval_generations]), sampling=sampling_parameters(g),
+        decoding=decoding_options(g), work_dir=work_dir, max_seq_len=t.max_seq_len, seed=t.seed,
+        device=settings.model.device, exemplar_chars=g.exemplar_chars,
+        bf16=mixed_bf16(t.precision, pick_device(settings.model.device)))
+    candidate, serving = evaluate_models(setup)
+    return candidate, serving, decide(candidate, serving, margin=t.promote_margin,
+                                      validity_tolerance=t.validity_tolerance)
+
+
 # --- running the models -------------------------------------------------------------------
 
 

@@ -221,22 +221,13 @@ def house_start(settings, *, base_name: str):
 
 def _judge(settings, validation: list, adapter_dir, *, model_dir, base_name: str, work_dir):
     """(candidate, base model, verdict) by the rooms' gate, on the same held-out material."""
-    from screenplay.scene_loop import decoding_options, sampling_parameters
     from training.corpus_scenes import heldout_scenes
-    from training.eval_prompts import HELDOUT_PROMPTS
-    from training.gate import EvalSetup, decide, evaluate_models
-    from training.trainer import mixed_bf16, pick_device
+    from training.gate import run_gate
 
     t, g = settings.training, settings.generation
     # The held-out corpus scenes in the same form as the examples: what the adapter is for.
     heldout = house_data(heldout_scenes(t.eval_screenplay_scenes), max_speeches=g.max_speeches,
                          exemplar_chars=g.exemplar_chars).chats if t.eval_screenplay_scenes else []
-    setup = EvalSetup(
-        base_model_dir=model_dir, base_name=base_name, candidate_dir=adapter_dir, serving_dir=None,
-        serving_label="base model", validation_chats=validation, screenplay_chats=heldout,
-        prompts=list(HELDOUT_PROMPTS[: t.eval_generations]), sampling=sampling_parameters(g),
-        decoding=decoding_options(g), work_dir=work_dir, max_seq_len=t.max_seq_len, seed=t.seed,
-        device=settings.model.device, exemplar_chars=g.exemplar_chars,
-        bf16=mixed_bf16(t.precision, pick_device(settings.model.device)))
-    candidate, base = evaluate_models(setup)
-    return candidate, base, decide(candidate, base, margin=t.promote_margin, validity_tolerance=t.validity_tolerance)
+    return run_gate(settings, model_dir=model_dir, base_name=base_name, candidate_dir=adapter_dir, serving_dir=None,
+                    serving_label="base model", validation_chats=validation, screenplay_chats=heldout,
+                    work_dir=work_dir)

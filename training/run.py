@@ -275,12 +275,8 @@ class _StepReport:
 def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, base_name: str, work_dir: Path,
               room: str | None) -> tuple[Any, Any, Any, str]:
     from registry import versions as registry
-    from screenplay.scene_loop import decoding_options, sampling_parameters
-    from training.eval_prompts import HELDOUT_PROMPTS
-    from training.gate import EvalSetup, decide, evaluate_models
-    from training.trainer import mixed_bf16, pick_device
+    from training.gate import run_gate
 
-    t, g = settings.training, settings.generation
     serving_version = registry.serving(settings.adapter_dir).version_for(room)
     serving_dir = None
     if serving_version:
@@ -290,18 +286,14 @@ def _evaluate(settings: Settings, data: Any, outcome: Any, *, model_dir: Path, b
             log.warning("the serving version %s is not in the registry; comparing against the base model",
                         serving_version)
             serving_version = None
-    screenplay_chats = heldout_screenplay_chats(t.eval_screenplay_scenes, exemplar_chars=g.exemplar_chars)
-    setup = EvalSetup(
-        base_model_dir=model_dir, base_name=base_name, candidate_dir=outcome.adapter_dir, serving_dir=serving_dir,
-        serving_label=serving_version or "base model",
-        validation_chats=[e.messages for e in data.validation], screenplay_chats=screenplay_chats,
-        prompts=list(HELDOUT_PROMPTS[: t.eval_generations]),  # requests no heuristic was tuned on
-        sampling=sampling_parameters(g), decoding=decoding_options(g),
-        work_dir=work_dir, max_seq_len=t.max_seq_len, seed=t.seed, device=settings.model.device,
-        exemplar_chars=g.exemplar_chars, bf16=mixed_bf16(t.precision, pick_device(settings.model.device)))
-    candidate, serving = evaluate_models(setup)
-    verdict = decide(candidate, serving, margin=t.promote_margin, validity_tolerance=t.validity_tolerance)
-    return candidate, serving, verdict, setup.serving_label
+    label = serving_version or "base model"
+    screenplay_chats = heldout_screenplay_chats(settings.training.eval_screenplay_scenes,
+                                                exemplar_chars=settings.generation.exemplar_chars)
+    candidate, serving, verdict = run_gate(
+        settings, model_dir=model_dir, base_name=base_name, candidate_dir=outcome.adapter_dir, serving_dir=serving_dir,
+        serving_label=label, validation_chats=[e.messages for e in data.validation],
+        screenplay_chats=screenplay_chats, work_dir=work_dir)
+    return candidate, serving, verdict, label
 
 
 def heldout_screenplay_chats(limit: int, *, exemplar_chars: int) -> list[list[dict[str, str]]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import openai
@@ -220,24 +221,40 @@ def stream_lines(url: str, **options) -> list[str]:
         return [line for line in response.iter_lines() if line]
 
 
-def test_a_streamed_request_waiting_in_the_queue_hears_its_position(faulty, monkeypatch):
+@contextmanager
+def one_request_held(faulty, monkeypatch):
+    """(app, url, pool) of a backend with room for one row, whose model is held on a request
+    already running; the model is let go, and that request checked, on leaving."""
     monkeypatch.setattr("backend.app.QUEUE_REPORT_S", 0.1)
     generator, faults = faulty
     faults.hold()
     app = create_app(generator, max_batch=1, batch_wait_ms=0)
-    with serve_asgi(app) as url, ThreadPoolExecutor(3) as pool:
-        running = pool.submit(post, url)
-        assert faults.entered.wait(10)
-        second = pool.submit(stream_lines, url)
-        while app.state.scheduler.queue_depth < 1:
-            time.sleep(0.01)
-        third = pool.submit(stream_lines, url)
-        while app.state.scheduler.queue_depth < 2:
-            time.sleep(0.01)
-        time.sleep(0.3)  # a few report periods while both wait
+    try:
+        with serve_asgi(app) as url, ThreadPoolExecutor(3) as pool:
+            running = pool.submit(post, url)
+            assert faults.entered.wait(10)
+            yield app, url, pool
+            faults.release()
+            assert running.result().status_code == 200
+    finally:
         faults.release()
-        assert running.result().status_code == 200
-        second_lines, third_lines = second.result(), third.result()
+
+
+def wait_for_queue(app, depth: int) -> None:
+    deadline = time.monotonic() + 10
+    while app.state.scheduler.queue_depth < depth and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert app.state.scheduler.queue_depth >= depth
+
+
+def test_a_streamed_request_waiting_in_the_queue_hears_its_position(faulty, monkeypatch):
+    with one_request_held(faulty, monkeypatch) as (app, url, pool):
+        second = pool.submit(stream_lines, url)
+        wait_for_queue(app, 1)
+        third = pool.submit(stream_lines, url)
+        wait_for_queue(app, 2)
+        time.sleep(0.3)  # a few report periods while both wait
+    second_lines, third_lines = second.result(), third.result()
     assert ": queue position 1" in second_lines and ": queue position 2" in third_lines
     assert ": queue position 2" not in second_lines
     # and the stream after the reports is an ordinary one
@@ -247,13 +264,7 @@ def test_a_streamed_request_waiting_in_the_queue_hears_its_position(faulty, monk
 
 
 def test_queue_reports_do_not_disturb_the_official_client(faulty, monkeypatch):
-    monkeypatch.setattr("backend.app.QUEUE_REPORT_S", 0.1)
-    generator, faults = faulty
-    faults.hold()
-    app = create_app(generator, max_batch=1, batch_wait_ms=0)
-    with serve_asgi(app) as url, ThreadPoolExecutor(2) as pool:
-        running = pool.submit(post, url)
-        assert faults.entered.wait(10)
+    with one_request_held(faulty, monkeypatch) as (app, url, pool):
 
         def streamed() -> list:
             return list(client(url).chat.completions.create(
@@ -261,12 +272,9 @@ def test_queue_reports_do_not_disturb_the_official_client(faulty, monkeypatch):
                 stream_options={"include_usage": True}))
 
         waiting = pool.submit(streamed)
-        while app.state.scheduler.queue_depth < 1:
-            time.sleep(0.01)
-        time.sleep(0.3)
-        faults.release()
-        chunks = waiting.result()
-        running.result()
+        wait_for_queue(app, 1)
+        time.sleep(0.3)  # a few report periods while it waits
+    chunks = waiting.result()
     assert chunks[-2].choices[0].finish_reason in ("stop", "length")
     assert chunks[-1].choices == [] and 0 < chunks[-1].usage.completion_tokens <= 5
 

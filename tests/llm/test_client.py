@@ -69,16 +69,13 @@ def test_a_backend_that_says_nothing_is_given_up_on_with_a_plain_message():
             silent.release()
 
 
-def test_a_request_waiting_in_the_queue_hears_where_it_stands(faulty, monkeypatch):
+def complete_behind_a_held_request(faulty, monkeypatch, on_queue, heard: list):
+    """(first, waiting): a request the model is held on, and one that waits behind it with
+    ``on_queue``; the model is let go once ``heard`` holds a report (or after 10 s)."""
     monkeypatch.setattr("backend.app.QUEUE_REPORT_S", 0.1)
     generator, faults = faulty
     faults.hold()
     app = create_app(generator, max_batch=1, batch_wait_ms=0)
-    heard: list[int] = []
-
-    async def on_queue(position: int) -> None:
-        heard.append(position)
-
     with serve_asgi(app) as url, ThreadPoolExecutor(2) as pool:
         first = pool.submit(complete, url, max_tokens=3)
         assert faults.entered.wait(10)
@@ -87,32 +84,30 @@ def test_a_request_waiting_in_the_queue_hears_where_it_stands(faulty, monkeypatc
         while not heard and time.monotonic() < deadline:
             time.sleep(0.02)
         faults.release()
-        assert first.result().finish_reason in ("stop", "length")
-        assert waiting.result().finish_reason in ("stop", "length")
+        return first.result(), waiting.result()
+
+
+def test_a_request_waiting_in_the_queue_hears_where_it_stands(faulty, monkeypatch):
+    heard: list[int] = []
+
+    async def on_queue(position: int) -> None:
+        heard.append(position)
+
+    first, waiting = complete_behind_a_held_request(faulty, monkeypatch, on_queue, heard)
+    assert first.finish_reason in ("stop", "length")
+    assert waiting.finish_reason in ("stop", "length")
     assert heard and set(heard) == {1}
 
 
 def test_a_listener_that_fails_costs_the_notice_not_the_scene(faulty, monkeypatch):
-    monkeypatch.setattr("backend.app.QUEUE_REPORT_S", 0.1)
-    generator, faults = faulty
-    faults.hold()
-    app = create_app(generator, max_batch=1, batch_wait_ms=0)
     calls: list[int] = []
 
     async def broken(position: int) -> None:
         calls.append(position)
         raise RuntimeError("the chat platform refused the post")
 
-    with serve_asgi(app) as url, ThreadPoolExecutor(2) as pool:
-        first = pool.submit(complete, url, max_tokens=3)
-        assert faults.entered.wait(10)
-        waiting = pool.submit(complete, url, max_tokens=3, on_queue=broken)
-        deadline = time.monotonic() + 10
-        while not calls and time.monotonic() < deadline:
-            time.sleep(0.02)
-        faults.release()
-        first.result()
-        assert waiting.result().finish_reason in ("stop", "length")
+    _, waiting = complete_behind_a_held_request(faulty, monkeypatch, broken, calls)
+    assert waiting.finish_reason in ("stop", "length")
     assert calls
 
 

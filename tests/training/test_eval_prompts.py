@@ -89,7 +89,8 @@ def test_the_counting_finds_role_words_in_plurals_and_possessives():
 def test_the_training_gate_samples_the_heldout_prompts():
     import inspect
 
-    from training import run
+    from training import gate, house, run
 
-    source = inspect.getsource(run._evaluate)
+    source = inspect.getsource(gate.run_gate)  # the one gate room runs and the house adapter go through
     assert "HELDOUT_PROMPTS[: t.eval_generations]" in source and "TUNING_PROMPTS" not in source
+    assert "run_gate(" in inspect.getsource(run._evaluate) and "run_gate(" in inspect.getsource(house._judge)
