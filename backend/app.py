@@ -159,16 +159,17 @@ async def _unless_client_leaves(awaitable: Awaitable, ticket: Ticket, request: R
 def create_app(generator: Generator, *, api_key: str | None = None, max_queue: int = DEFAULT_MAX_QUEUE,
                max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
                queue_timeout_s: float = DEFAULT_QUEUE_TIMEOUT_S, stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
-               embedder=None) -> FastAPI:
+               jump_forward: bool = True, embedder=None) -> FastAPI:
     """max_queue: requests waiting beyond it get 429; max_batch: rows per forward pass;
     batch_wait_ms: how long an idle model waits for company; queue_timeout_s: 504 for a request
     that waited that long for a place; stall_timeout_s: 504 for a running request that got no
-    token for that long (no limit on total time); embedder: a retrieval.embed.Embedder to serve
+    token for that long (no limit on total time); jump_forward: take grammar-forced tokens without a
+    step each (backend.engine); embedder: a retrieval.embed.Embedder to serve
     POST /v1/embeddings with (backend.embeddings)."""
     metrics = _Metrics()
     scheduler = Scheduler(generator, max_queue=max_queue, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
                           queue_timeout_s=queue_timeout_s, stall_timeout_s=stall_timeout_s,
-                          on_forward=metrics.forward_pass)
+                          jump_forward=jump_forward, on_forward=metrics.forward_pass)
     metrics.watch(scheduler)
 
     @asynccontextmanager

@@ -218,7 +218,7 @@ class Scheduler:
     def __init__(self, generator, *, max_queue: int = DEFAULT_MAX_QUEUE, max_batch: int = DEFAULT_MAX_BATCH,
                  batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
                  queue_timeout_s: float = DEFAULT_QUEUE_TIMEOUT_S,
-                 stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
+                 stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S, jump_forward: bool = True,
                  on_forward: Callable[[int, int, float], None] | None = None) -> None:
         """on_forward(rows, new_tokens, seconds) is called by the worker after every forward pass."""
         if max_queue < 1 or max_batch < 1 or batch_wait_ms < 0 or queue_timeout_s <= 0 or stall_timeout_s <= 0:
@@ -228,7 +228,7 @@ class Scheduler:
         self.batch_wait_s = batch_wait_ms / 1000
         self.queue_timeout_s, self.stall_timeout_s = queue_timeout_s, stall_timeout_s
         self.stats = SchedulerStats()
-        self.engine = BatchEngine(generator)
+        self.engine = BatchEngine(generator, jump_forward=jump_forward)
         self._on_forward = on_forward or (lambda rows, tokens, seconds: None)
         self._pending: deque[Ticket] = deque()
         self._cond = threading.Condition()

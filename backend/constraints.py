@@ -26,15 +26,19 @@ line's length, allow only tokens that end it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+
+from screenplay.judge import (
+    normal_line as normalised,  # as the judge compares lines: no repeat gets past one to the other
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,7 @@ class GrammarVocabulary:
         self.line_breaks = torch.tensor([b"\n" in piece for piece in self.pieces], dtype=torch.bool)
         self.sentence_ends = torch.tensor([any(mark in piece for mark in _SENTENCE_ENDS) for piece in self.pieces],
                                           dtype=torch.bool)
+        self.stop_ids = stop_ids
         self.stops = torch.zeros(self.width, dtype=torch.bool)
         self.stops[[token for token in stop_ids if token < self.width]] = True
 
@@ -209,6 +214,17 @@ class RowConstraint:
                 return True
         return False
 
+    def forced_tokens(self) -> list[int]:
+        """The tokens the grammar allows no alternative to from here (none without a grammar).
+
+        Taking them without a draw changes nothing a draw could have chosen: where one token is
+        allowed, sampling (bans and guard included, see backend.sampling) returns that token.
+        llguidance gives the forced text in its canonical tokens."""
+        if self.matcher is None or self.matcher.is_error() or self.matcher.is_stopped():
+            return []
+        return list(itertools.takewhile(lambda token: token not in self.vocabulary.stop_ids,
+                                        self.matcher.compute_ff_tokens()))
+
     def consume(self, token: int) -> bool:
         """Record the chosen token; True when the grammar has ended the row (complete or broken)."""
         if self.guard.active:
@@ -292,12 +308,6 @@ def loops_within(line: bytes) -> bool:
         if words[-size:] == words[-2 * size:-size]:
             return True
     return False
-
-
-def normalised(line: str) -> str:
-    """Case-folded, punctuation dropped, whitespace collapsed: "Run, now!" and "run now" are one line."""
-    kept = "".join(char for char in line.casefold() if not unicodedata.category(char).startswith("P"))
-    return " ".join(kept.split())
 
 
 def cue_of(line: str, speakers: frozenset[str]) -> str | None:

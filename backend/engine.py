@@ -18,6 +18,16 @@ Rows that ask for a grammar or a degeneration guard get a backend.constraints.Ro
 when admitted (in the worker thread: its matcher and the shared llguidance vocabulary take
 time to build); a row whose grammar is complete, or broken, finishes with "stop".
 
+Text the grammar forces (the rest of a cue once its first letters are drawn, the line break
+after it) is not drawn token by token: after each drawn token the row takes every token the
+grammar forces next at once ("jump-forward"). A row running alone feeds them all to the model
+in its next forward pass, which costs about what one token costs (a decode step on a CPU is
+bound by reading the weights, not by the tokens): with about a fifth of a scene's tokens
+forced, one writer's scene takes a fifth fewer steps. In a batch each row feeds one token a
+step as before, forced ones without a draw: a wider step would widen every row's part of
+the KV cache with masked columns and multiply the work of all rows (measured with 8 rows on
+2 cores: about half as much time again a step, for about an eighth fewer steps).
+
 Only full-attention DynamicCache models (Llama, Qwen2, SmolLM2, ...) are supported:
 sliding-window caches cannot be padded this way.
 """
@@ -66,6 +76,7 @@ class Row:
     owner: Any = None
     generated: list[int] = field(default_factory=list)
     sampler: RowSampler = field(init=False)
+    unfed: int = 0  # generated tokens the model has not read yet: the last drawn one and those forced after it
 
     def __post_init__(self) -> None:
         self.sampler = RowSampler(self.params, list(self.prompt_ids))
@@ -95,8 +106,9 @@ def is_peft_model(model: Any) -> bool:
 
 
 class BatchEngine:
-    def __init__(self, host: ModelHost) -> None:
+    def __init__(self, host: ModelHost, *, jump_forward: bool = True) -> None:
         self.host = host
+        self.jump_forward = jump_forward  # take grammar-forced tokens without a step each
         self.rows: list[Row] = []
         self.forward_passes = 0
         self._cache: Any = None
@@ -135,10 +147,17 @@ class BatchEngine:
         if not self.rows:
             return []
         device = self.host.device
-        ids = torch.tensor([[row.generated[-1]] for row in self.rows], device=device)
-        positions = torch.tensor([[row.length - 1] for row in self.rows], device=device)
-        self._mask = torch.cat([self._mask, torch.ones(len(self.rows), 1, dtype=self._mask.dtype, device=device)], 1)
-        logits = self._forward(ids, self._mask, positions, self._cache, self.rows)
+        # Alone, a row feeds everything it has not fed yet; in a batch, its oldest token (see above).
+        width = self.rows[0].unfed if len(self.rows) == 1 else 1
+        ids, positions = [], []
+        for row in self.rows:
+            first = row.length - row.unfed  # position of the oldest token not fed yet
+            ids.append(row.generated[first - len(row.prompt_ids):][:width])
+            positions.append(list(range(first, first + width)))
+            row.unfed -= width
+        self._mask = torch.cat([self._mask, torch.ones(len(self.rows), width, dtype=self._mask.dtype, device=device)], 1)
+        logits = self._forward(torch.tensor(ids, device=device), self._mask, torch.tensor(positions, device=device),
+                               self._cache, self.rows)
         return self._advance(logits, start=0)
 
     def drop(self, rows: list[Row]) -> None:
@@ -224,23 +243,42 @@ class BatchEngine:
         """Pick a token for rows[start:], record it, and drop the rows that finished."""
         rows = self.rows[start:]
         seen = self._seen[start:]
-        tokens = pick_tokens(logits, [row.sampler for row in rows], seen)
+        # A row still holding forced tokens to feed has its next token already: no draw for it.
+        drawing = [index for index, row in enumerate(rows) if row.unfed == 0]
+        if len(drawing) < len(rows):
+            logits, seen_by_drawing = logits[drawing], seen[drawing]
+        else:
+            seen_by_drawing = seen
+        tokens = pick_tokens(logits, [rows[index].sampler for index in drawing], seen_by_drawing) if drawing else []
         emitted, finished = [], []
-        for index, (row, token) in enumerate(zip(rows, tokens)):
-            row.generated.append(token)
-            row.sampler.append(token)
-            seen[index, token] = True
-            reason = None
-            grammar_ended = row.constraint is not None and row.constraint.consume(token)
-            if token in self.host.stop_ids or grammar_ended:
-                reason = "stop"
-            elif len(row.generated) >= row.params.max_tokens:
-                reason = "length"
+        for index, token in zip(drawing, tokens):
+            row = rows[index]
+            reason = self._take(row, token, seen[index])
             emitted.append(Emitted(row, token, reason))
+            if reason is None and self.jump_forward and row.constraint is not None:
+                # Jump forward: whatever the grammar now forces needs no draw of its own.
+                for forced in row.constraint.forced_tokens():
+                    reason = self._take(row, forced, seen[index])
+                    emitted.append(Emitted(row, forced, reason))
+                    if reason:
+                        break
             if reason:
                 finished.append(row)
         self.drop(finished)
         return emitted
+
+    def _take(self, row: Row, token: int, seen: torch.Tensor) -> str | None:
+        """Add a token to the row; the finish reason it brings, if any."""
+        row.generated.append(token)
+        row.unfed += 1
+        row.sampler.append(token)
+        seen[token] = True
+        grammar_ended = row.constraint is not None and row.constraint.consume(token)
+        if token in self.host.stop_ids or grammar_ended:
+            return "stop"
+        if len(row.generated) >= row.params.max_tokens:
+            return "length"
+        return None
 
     def _merge(self, rows: list[Row], cache: Any, mask: torch.Tensor, seen: torch.Tensor) -> None:
         if not self.rows:

@@ -31,9 +31,10 @@ class InProcessChat:
     """Anything with ChatGenerator's interface (adapters attached or not), batched by a Scheduler."""
 
     def __init__(self, generator, *, max_batch: int = 16, max_queue: int = 1024,
-                 queue_timeout_s: float = 3600.0) -> None:
+                 queue_timeout_s: float = 3600.0, jump_forward: bool = True) -> None:
         self.generator = generator
         self.scheduler = Scheduler(generator, max_queue=max_queue, max_batch=max_batch, batch_wait_ms=50,
+                                   jump_forward=jump_forward,
                                    queue_timeout_s=queue_timeout_s)
 
     def _version(self, model: str) -> str | None:

@@ -74,7 +74,7 @@ def build_app(settings: Settings, *, embeddings_only: bool = False):
     adapters.start_watcher(settings.backend.adapter_poll_s)
     return create_app(generator, api_key=api_key, max_queue=backend.max_queue, max_batch=backend.max_batch,
                       batch_wait_ms=backend.batch_wait_ms, queue_timeout_s=backend.queue_timeout_s,
-                      stall_timeout_s=backend.stall_timeout_s,
+                      stall_timeout_s=backend.stall_timeout_s, jump_forward=backend.jump_forward,
                       embedder=embedder)
 
 

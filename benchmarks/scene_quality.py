@@ -3,7 +3,9 @@
     python benchmarks/scene_quality.py run --model smollm2-135m-instruct --config constrained
         [--int8] [--prompts N] [--attempts 2] [--batch 8] [--concurrency 8] [--threads 2]
     python benchmarks/scene_quality.py fluency --reference qwen2.5-coder-1.5b-instruct
-    python benchmarks/scene_quality.py report [--out benchmarks/RESULTS.md]
+    python benchmarks/scene_quality.py rejudge [--runs 'PATTERN' ...]   (runs judged by an earlier judge)
+    python benchmarks/scene_quality.py report [--runs 'PATTERN' ...] [--out benchmarks/RESULTS.md]
+    python benchmarks/preference.py sheet|tally    (a blind pairwise preference between runs)
 
 ``run`` sends every prompt of training.eval_prompts.HELDOUT_PROMPTS (no heuristic was tuned
 on them) through the bot's own scene loop (screenplay.scene_loop.generate_scene) over the
@@ -48,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from screenplay.grammar import MAX_BLOCKS  # noqa: E402 - after the path insert above; the default of max_speeches
+from screenplay.judge import JUDGE  # noqa: E402
 
 MODELS_DIR = Path.home() / ".writersroom" / "models"
 SAMPLES_DIR = Path(__file__).with_name("samples") / "scene_quality"
@@ -159,30 +162,51 @@ def run(args: argparse.Namespace) -> None:
     model_dir = args.model_dir or MODELS_DIR / args.model
     started = time.perf_counter()
     generator = ChatGenerator(model_dir, name=args.model, device="cpu", cpu_int8=args.int8)
+    served = attach_adapter(generator, args.adapter, base_name=args.model) if args.adapter else args.model
     label = args.config + ("-int8" if args.int8 else "") + (f"-{args.max_speeches}speeches"
                                                              if args.max_speeches != MAX_BLOCKS else "")
+    label += f"+{args.adapter.name}" if args.adapter else ""
     load_s = time.perf_counter() - started
     chat = InProcessChat(generator, max_batch=args.batch)
     prompts = HELDOUT_PROMPTS[: args.prompts]
     started = time.perf_counter()
     try:
-        rows = asyncio.run(run_prompts(chat, args.model, prompts, config=args.config, sampling=sampling,
+        rows = asyncio.run(run_prompts(chat, served, prompts, config=args.config, sampling=sampling,
                                        attempts=args.attempts, concurrency=args.concurrency or args.batch,
                                        exemplars=generation.exemplars, exemplar_chars=generation.exemplar_chars,
                                        max_speeches=args.max_speeches))
     finally:
         chat.close()
     wall_s = time.perf_counter() - started
-    meta = {"model": args.model, "config": label, "prompts": len(rows), "attempts_allowed": args.attempts,
+    meta = {"model": args.model, "config": label, "adapter": str(args.adapter) if args.adapter else None,
+            "prompts": len(rows), "attempts_allowed": args.attempts,
             "batch": args.batch, "concurrency": args.concurrency or args.batch, "sampling": sampling,
             "wall_s": round(wall_s, 1), "load_s": round(load_s, 1), "tokens": sum(r["tokens"] for r in rows),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), "forward_passes": chat.scheduler.engine.forward_passes,
+            "judge": JUDGE}
     SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
     path = SAMPLES_DIR / f"{args.model}__{label}.json"
     path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False) + "\n")
     print(json.dumps(summary(meta, rows), indent=1))
     print(f"wrote {path}")
+
+
+def attach_adapter(generator, adapter_dir: Path, *, base_name: str) -> str:
+    """Serve the LoRA adapter in ``adapter_dir`` (a registry version, or PEFT's two files) as the
+    backend does, from a scratch registry; returns the model name requests ask for."""
+    import tempfile
+
+    from backend.adapters import AdapterSet
+    from registry.versions import write_adapter_version
+
+    registry = Path(tempfile.mkdtemp(prefix="scene-quality-registry-"))
+    version = adapter_dir.name
+    write_adapter_version(registry, version, source=adapter_dir, base_model=base_name)
+    adapters = AdapterSet(generator.model, registry=registry, base_name=base_name)
+    generator.attach_adapters(adapters)
+    adapters.load(version)
+    return version
 
 
 def machine() -> str:
@@ -204,6 +228,8 @@ def summary(meta: dict, rows: list[dict]) -> dict:
         "tokens_per_s": round(meta["tokens"] / meta["wall_s"], 1),
         "s_per_valid_scene": round(meta["wall_s"] / valid, 1) if valid else None,
         "median_fluency_ppl": round(statistics.median(fluency), 1) if fluency else None,
+        # "*": judged again after the run (rejudge): "within one retry" is then a lower bound
+        "judge": meta.get("judge", "strict-v1") + ("*" if meta.get("rejudged") else ""),
     }
 
 
@@ -227,8 +253,10 @@ def fluency(args: argparse.Namespace) -> None:
     reference_dir = args.reference_dir or MODELS_DIR / args.reference
     tokenizer = AutoTokenizer.from_pretrained(str(reference_dir))
     model = AutoModelForCausalLM.from_pretrained(str(reference_dir), dtype=torch.float32).eval()
-    for path in sorted(SAMPLES_DIR.glob("*__*.json")):
+    for path in run_files(args.runs):
         data = json.loads(path.read_text())
+        if data["meta"].get("fluency_reference") == args.reference and all("fluency_ppl" in r for r in data["rows"]):
+            continue  # scored already under this reference
         for row in data["rows"]:
             lines = dialogue_lines(row["text"])
             row["fluency_ppl"] = perplexity(model, tokenizer, lines) if lines else None
@@ -249,17 +277,63 @@ def perplexity(model, tokenizer, text: str) -> float:
     return round(math.exp(float(loss)), 2)
 
 
+# -- rejudge ------------------------------------------------------------------------------
+
+
+def rejudge(args: argparse.Namespace) -> None:
+    """Judge the runs made under an earlier judge again with today's (screenplay.judge.JUDGE).
+
+    The kept scene is judged again as it is. A scene whose first answer passed the old judge
+    got no retry, so where the new judge fails it, "valid within one retry" counts it as failed:
+    for a re-judged run that column is a lower bound (the retry that would have been asked for
+    might have passed). A first answer the old judge failed fails the new one too (the new
+    judge only adds rules)."""
+    from screenplay.judge import judge_scene
+    from screenplay.prompting import parse_dialogue_request
+
+    for path in run_files(args.runs):
+        data = json.loads(path.read_text())
+        judged_by = data["meta"].get("judge", "strict-v1")
+        if judged_by == JUDGE:
+            continue
+        for row in data["rows"]:
+            requested = list(parse_dialogue_request(row["prompt"]).characters)
+            if len(requested) < 2:  # the model named the rest before the scene: the cues it was held to
+                requested += [cue for cue in row["validation"]["cues"] if cue not in {r.upper() for r in requested}]
+            verdict = judge_scene(row["text"], requested=requested)
+            first_is_kept = row["attempts"] == 1
+            row["valid_first"] = row["valid_first"] and (verdict.valid if first_is_kept else True)
+            row["looping_first"] = verdict.looping if first_is_kept else row["looping_first"]
+            row["valid_within_one_retry"] = row["valid_first"] or (not first_is_kept and verdict.valid)
+            row["valid_final"], row["looping_final"] = verdict.valid, verdict.looping
+            row["problems"], row["validation"] = list(verdict.problems), verdict.as_json()
+        data["meta"].update(judge=JUDGE, judged_live_by=judged_by,
+                            rejudged=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        print(f"{path.name}: judged again by {JUDGE} (live: {judged_by}): {json.dumps(summary(data['meta'], data['rows']))}")
+
+
 # -- report -------------------------------------------------------------------------------
 
 
+def run_files(patterns: list[str] | None) -> list[Path]:
+    """The run files named by glob patterns over SAMPLES_DIR (``smollm2*__constrained-8speeches``);
+    every run when none is given."""
+    found = {path for pattern in (patterns or ["*"]) for path in SAMPLES_DIR.glob(pattern + ".json")}
+    return sorted(path for path in found if "__" in path.name)
+
+
 def report(args: argparse.Namespace) -> None:
-    runs = [json.loads(path.read_text()) for path in sorted(SAMPLES_DIR.glob("*__*.json"))]
+    runs = [json.loads(path.read_text()) for path in run_files(args.runs)]
     if not runs:
         raise SystemExit(f"no runs in {SAMPLES_DIR}; run `scene_quality.py run` first")
     rows = [summary(run["meta"], run["rows"]) for run in runs]
     reference = {run["meta"].get("fluency_reference") for run in runs} - {None}
+    preference_file = SAMPLES_DIR / "preference.json"  # benchmarks/preference.py tally
+    preferred = json.loads(preference_file.read_text())["win_share"] if preference_file.exists() else {}
     header = ("| model | config | prompts | valid, first answer | valid within one retry | looping (kept) | "
-              "retries | median s/scene | tok/s | s per valid scene | fluency ppl (median) |")
+              "retries | median s/scene | tok/s | s per valid scene | fluency ppl (median) | preferred (blind pairs) | "
+              "judge |")
     lines = [f"\n## Scene quality per generator, held-out prompts — {datetime.now(timezone.utc):%Y-%m-%d} — "
              f"{runs[0]['meta']['machine']}\n",
              "Strict judge (screenplay/judge.py) on training.eval_prompts.HELDOUT_PROMPTS, the same seeds for every "
@@ -272,38 +346,54 @@ def report(args: argparse.Namespace) -> None:
         lines.append(f"| {row['model']} | {row['config']} | {row['prompts']} | {row['valid_first_pct']}% | "
                      f"{row['valid_within_one_retry_pct']}% | {row['looping_final_pct']}% | {row['retries']} | "
                      f"{row['median_s_per_scene']} | {row['tokens_per_s']} | {row['s_per_valid_scene']} | "
-                     f"{row['median_fluency_ppl']} |")
+                     f"{row['median_fluency_ppl']} | {share(preferred.get(row['model'] + '__' + row['config']))} | "
+                     f"{row['judge']} |")
     text = "\n".join(lines) + "\n"
     print(text)
     with args.out.open("a") as handle:
         handle.write(text)
-    plot(rows, args.chart)
+    plot(rows, args.chart, preferred)
     for run in runs:
-        if run["meta"]["config"] == "constrained":
+        if run["meta"]["config"] == args.samples_config:
             write_samples(run)
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def plot(rows: list[dict], path: Path, preferred: dict[str, float] | None = None) -> None:
+    """Validity against seconds per valid scene; beside it, when a blind preference was run, the
+    share of comparisons each run won against the same seconds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
-        if row["s_per_valid_scene"] is None:
-            continue
-        marker = "o" if row["config"].startswith("constrained") else "x"
-        axis.scatter(row["s_per_valid_scene"], row["valid_within_one_retry_pct"], marker=marker, s=60)
-        axis.annotate(f"{row['model']}\n{row['config']}", (row["s_per_valid_scene"], row["valid_within_one_retry_pct"]),
-                      fontsize=7, xytext=(4, 4), textcoords="offset points")
-    axis.axhline(95, color="#c0392b", linestyle="--", linewidth=1, label="target 95%")
-    axis.set_xscale("log")
-    axis.set_xlabel("seconds per valid scene (batched, 2 cores; log)")
-    axis.set_ylabel("strict judge: valid within one retry (%)")
-    axis.set_ylim(0, 105)
-    axis.legend(loc="center left")
-    axis.set_title("Scene quality per second, held-out prompts", fontsize=9)
+    shown = [row for row in rows if row["s_per_valid_scene"] is not None]
+    panels = [("valid_within_one_retry_pct", "strict judge: valid within one retry (%)", 95.0)]
+    if preferred:
+        panels.append(("preferred_pct", "blind pairwise preference: comparisons won (%)", None))
+        for row in shown:
+            share_won = preferred.get(f"{row['model']}__{row['config']}")
+            row["preferred_pct"] = None if share_won is None else 100 * share_won
+    figure, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
+    for axis, (key, label, target) in zip(axes[0], panels):
+        for row in shown:
+            if row.get(key) is None:
+                continue
+            marker = "o" if row["config"].startswith("constrained") else "x"
+            axis.scatter(row["s_per_valid_scene"], row[key], marker=marker, s=60)
+            axis.annotate(f"{row['model']}\n{row['config']}", (row["s_per_valid_scene"], row[key]),
+                          fontsize=7, xytext=(4, 4), textcoords="offset points")
+        if target is not None:
+            axis.axhline(target, color="#c0392b", linestyle="--", linewidth=1, label=f"target {target:.0f}%")
+            axis.legend(loc="center left")
+        axis.set_xscale("log")
+        axis.set_xlabel("seconds per valid scene (batched, 2 cores; log)")
+        axis.set_ylabel(label)
+        axis.set_ylim(0, 105)
+    axes[0][0].set_title("Scene quality per second, held-out prompts", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
@@ -331,6 +421,8 @@ def main(argv: list[str] | None = None) -> None:
     run_parser.add_argument("--int8", action="store_true", help="Linear layers in int8 (the backend's model.cpu_int8).")
     run_parser.add_argument("--max-speeches", type=int, default=MAX_BLOCKS,
                             help="Most speeches the grammar allows (generation.max_speeches; labelled when not 12).")
+    run_parser.add_argument("--adapter", type=Path, default=None,
+                            help="A LoRA adapter directory (a registry version) to serve on the model.")
     run_parser.add_argument("--prompts", type=int, default=None, help="The first N held-out prompts (default: all 50).")
     run_parser.add_argument("--attempts", type=int, default=2, help="Whole scenes per prompt (2: first answer + one retry).")
     run_parser.add_argument("--batch", type=int, default=8, help="Rows the engine decodes together.")
@@ -340,11 +432,20 @@ def main(argv: list[str] | None = None) -> None:
     fluency_parser = commands.add_parser("fluency", help="Score every run's scenes under a reference model.")
     fluency_parser.add_argument("--reference", default="qwen2.5-coder-1.5b-instruct")
     fluency_parser.add_argument("--reference-dir", type=Path, default=None)
+    fluency_parser.add_argument("--runs", nargs="*", default=None,
+                                help="Glob patterns of run names (model__config) to score; default: all.")
+    rejudge_parser = commands.add_parser("rejudge", help="Judge runs made under an earlier judge again.")
+    rejudge_parser.add_argument("--runs", nargs="*", default=None,
+                                help="Glob patterns of run names (model__config); default: all.")
     report_parser = commands.add_parser("report", help="Append the table and plot to RESULTS.md; write samples.")
     report_parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    report_parser.add_argument("--runs", nargs="*", default=None,
+                               help="Glob patterns of run names (model__config) to report; default: all.")
+    report_parser.add_argument("--samples-config", default="constrained-8speeches",
+                               help="The configuration whose scenes go to <model>.md for people to read.")
     report_parser.add_argument("--chart", type=Path, default=Path(__file__).with_name("scene_quality.png"))
     args = parser.parse_args(argv)
-    {"run": run, "fluency": fluency, "report": report}[args.command](args)
+    {"run": run, "fluency": fluency, "rejudge": rejudge, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """One writer, one scene at a time, end to end: what `/dialogue` costs a writer on this machine.
 
-    python benchmarks/single_writer.py [--prompts 20] [--writers 1] [--home DIR] [--out benchmarks/RESULTS.md]
+    python benchmarks/single_writer.py [--prompts 20] [--writers 1] [--home DIR] [--no-jump-forward]
+                                       [--out benchmarks/RESULTS.md]
 
 Run by hand (needs `writersroom models fetch`). The backend runs as its own process
 (`writersroom backend serve`, the default generator, defaults for everything), as under
@@ -44,8 +45,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_backend(home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "WRITERSROOM_HOME": str(home), "WRITERSROOM_BACKEND_PORT": str(port)}
+def start_backend(home: Path, port: int, *, jump_forward: bool) -> subprocess.Popen:
+    env = {**os.environ, "WRITERSROOM_HOME": str(home), "WRITERSROOM_BACKEND_PORT": str(port),
+           "WRITERSROOM_BACKEND_JUMP_FORWARD": str(jump_forward).lower()}
     writersroom = Path(sys.executable).with_name("writersroom")
     process = subprocess.Popen([str(writersroom), "backend", "serve"], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -61,6 +63,20 @@ def start_backend(home: Path, port: int) -> subprocess.Popen:
         time.sleep(1)
     process.terminate()
     raise SystemExit("the backend did not answer within 300 s")
+
+
+def steps_and_tokens(port: int) -> tuple[int, int]:
+    """(forward passes, tokens generated) so far, from the backend's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    passes = tokens = 0
+    for family in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == "writersroom_backend_batch_size_count":
+                passes += int(sample.value)
+            elif sample.name == "writersroom_backend_completion_tokens_total":
+                tokens += int(sample.value)
+    return passes, tokens
 
 
 def ensure_index(settings) -> float:
@@ -111,7 +127,8 @@ async def ask_all(services, prompts: list[str], writers: int) -> list[dict]:
     return results
 
 
-def report(results: list[dict], *, ingest_s: float, model: str, writers: int, max_speeches: int) -> str:
+def report(results: list[dict], *, ingest_s: float, model: str, writers: int, max_speeches: int,
+           jump_forward: bool, passes: int, tokens: int) -> str:
     arrived = [result for result in results if not result["failed"]]
     seconds = sorted(result["seconds"] for result in arrived) or [float("nan")]
     p50 = statistics.median(seconds)
@@ -127,7 +144,7 @@ def report(results: list[dict], *, ingest_s: float, model: str, writers: int, ma
         f"\n## {'One writer' if writers == 1 else f'{writers} writers at once'}, end to end — {stamp} — {where}, "
         f"load avg {load:.1f} at the end\n",
         f"{model} through `writersroom backend serve` (own process, defaults: constrained decoding, degeneration "
-        f"guard, at most {max_speeches} speeches a scene); the bot's `write_scene` in this process with retrieval "
+        f"guard, at most {max_speeches} speeches a scene, jump-forward {'on' if jump_forward else 'OFF'}); the bot's `write_scene` in this process with retrieval "
         f"over the bundled corpus (2 exemplars), the "
         f"strict judge, retries and the SQLite store. The first {len(results)} held-out prompts, "
         + ("one at a time" if writers == 1 else f"shared among {writers} writers asking at once, each one at a time")
@@ -138,6 +155,9 @@ def report(results: list[dict], *, ingest_s: float, model: str, writers: int, ma
         "|---|---|---|---|---|---|---|---|---|",
         f"| {len(results)} | {len(arrived)} | {p50:.1f} | {p90:.1f} | {seconds[-1]:.1f} | {statistics.fmean(seconds):.1f} | "
         f"{valid}/{len(arrived)} | {retried} | {notified} |",
+        "",
+        (f"The backend generated {tokens} tokens in {passes} forward passes (prefills included): "
+         f"{tokens / max(passes, 1):.2f} tokens a pass."),
         "",
         f"Target p50 ≤ {TARGET_P50_S:.0f} s (one writer): {verdict}." if writers == 1 else
         f"Every scene arrived: {'yes' if len(arrived) == len(results) else 'NO'}.",
@@ -152,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--home", type=Path, default=None, help="writersroom home to use (default: a temporary one; "
                         "models still come from ~/.writersroom/models)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    parser.add_argument("--no-jump-forward", dest="jump_forward", action="store_false",
+                        help="one decode step per token, grammar-forced ones too (backend.jump_forward=false)")
     args = parser.parse_args(argv)
 
     from bot.cli.runtime import build_services
@@ -164,18 +186,22 @@ def main(argv: list[str] | None = None) -> None:
     database_url = f"sqlite:///{home / 'writersroom.db'}"
     # The provisioned models, whatever the home (the backend process reads the same variable).
     os.environ.setdefault("WRITERSROOM_MODEL_CACHE_DIR", str(Path.home() / ".writersroom" / "models"))
-    settings = load_settings(general={"home": home, "database_url": database_url}, backend={"port": port})
+    # No per-writer rate limit: one writer asking back to back would hit it (6 scenes a minute) at ~8 s a scene.
+    settings = load_settings(general={"home": home, "database_url": database_url}, backend={"port": port},
+                             room={"rate_limit_per_minute": 0})
     upgrade(database_url)
     ingest_s = ensure_index(settings)
-    backend = start_backend(home, port)
+    backend = start_backend(home, port, jump_forward=args.jump_forward)
     try:
         services = build_services(settings)
         results = asyncio.run(ask_all(services, HELDOUT_PROMPTS[:args.prompts], args.writers))
+        passes, tokens = steps_and_tokens(port)
     finally:
         backend.terminate()
         backend.wait(30)
     text = report(results, ingest_s=ingest_s, model=settings.model.generator, writers=args.writers,
-                  max_speeches=settings.generation.max_speeches)
+                  max_speeches=settings.generation.max_speeches, jump_forward=args.jump_forward, passes=passes,
+                  tokens=tokens)
     print(text)
     with args.out.open("a") as handle:
         handle.write(text)

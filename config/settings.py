@@ -295,6 +295,10 @@ class BackendSettings(_Section):
         default=120.0, gt=0,
         description="A running request that gets no token for this long fails with 504 (no limit on total time).",
     )
+    jump_forward: bool = Field(
+        default=True,
+        description="Take the tokens a grammar forces without a decode step each (off: one step per token, as before).",
+    )
     adapter_poll_s: float = Field(default=5.0, gt=0, description="How often the backend looks for new or removed adapter versions.")
     serve_embeddings: bool = Field(
         default=False,

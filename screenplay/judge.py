@@ -16,9 +16,10 @@ reads a scene as a script editor would and fails it, one plain sentence per faul
    more new speakers than ``SceneBounds.max_speakers_unrequested``;
 3. a cue has no line to say;
 4. a requested character never speaks;
-5. the scene loops: a line, a phrase or a speaker repeating, a line said a third time with a
-   word or two bent ("We must finda way to stop he"), or sentence after sentence opening on
-   the same two words ("He must ..." twenty times);
+5. the scene loops: a line, a phrase or a speaker repeating, a line or sentence said a third
+   time with a word or two bent ("We must finda way to stop he"; "I can't help you with that."
+   dealt out again inside new speeches), or sentence after sentence opening on the same two
+   words ("He must ..." twenty times);
 6. a line is no sentence: shouted (all capitals, four words or more), dialogue without a
    word, a line too long, or a last line cut off mid-word or mid-sentence;
 7. the scene is too short or too long.
@@ -31,9 +32,12 @@ turns for a phrase of 3+ words ("ah, woe is me! ah, woe is me!" is verse), and a
 run counts only speeches back to back with nothing between (a monologue broken by action
 is writing; three cues of one speaker in a row are not: 1 real scene in 2,411 has that).
 
-The last two loop rules came after reading what the grammar-constrained models wrote (the
+The last loop rules came after reading what the grammar-constrained models wrote (the
 guards forbid exact repeats, so a stuck model bends them): on real writing they cost 3 of the
-2,376 play excerpts below (a refrain said three times) and no screenplay scene.
+2,376 play excerpts below (a refrain said three times) and no screenplay scene. The sentence
+echo (judge strict-v2, 2026-12-03, after reading Qwen2.5-Coder-0.5B's held-out scenes 21-25)
+fails none of the real scenes of the calibration that passed without it (0 of 23 screenplay
+scenes, 0 of 498 play excerpts).
 
 Calibration, measured when this was written (tests/screenplay/test_judge.py pins floors just
 below). Real scenes are judged with requested = their two most frequent speakers and
@@ -92,7 +96,8 @@ from screenplay.vocabulary import judge_words, screenplay_words
 
 __all__ = ["JUDGE", "SceneBounds", "Verdict", "judge_scene"]
 
-JUDGE = "strict-v1"  # named in every verdict's JSON, so a stored verdict says which rules made it
+# Named in every verdict's JSON, so a stored verdict says which rules made it (v2: sentences echoed across speeches).
+JUDGE = "strict-v2"
 
 # The word lists are data: config/screenplay_words.toml says where each comes from.
 _WORDS = judge_words()
@@ -390,23 +395,47 @@ def _dialogue_follows(elements: list[Element], index: int) -> bool:
 def _echoed_lines(lines: list[str], reported: list[str]) -> list[tuple[str, str]]:
     """Lines that say an earlier line again with a word or two bent: what a model writes when a
     guard forbids the exact repeat ("We must find a way to stop him" / "We must finda way to stop he")."""
-    from difflib import SequenceMatcher  # the standard library's longest-matching-blocks ratio
-
     found, seen = [], []
     for line in lines:
-        words = _normal(line).split()
+        words = normal_line(line).split()
         if len(words) < ECHO_WORDS:
             continue
-        echoes = 0
-        for earlier in seen:
-            matcher = SequenceMatcher(None, earlier, words, autojunk=False)
-            if sum(block.size for block in matcher.get_matching_blocks()) / len(words) >= ECHO_SHARE:
-                echoes += 1
         # A running gag comes back once ("Applause and his score goes up."); a third time is a loop.
-        if echoes >= ECHOES and line not in reported:
+        if _echoes(words, seen) >= ECHOES and line not in reported:
             found.append((line, f"the line {_quote(line)} says an earlier line a third time"))
         seen.append(words)
     return found
+
+
+def _echoed_sentences(lines: list[str], reported: list[str]) -> list[tuple[str, str]]:
+    """Sentences that say an earlier sentence again with a word or two bent, wherever each stands:
+    a stuck model deals the same sentences out again in new speeches ("I'm sorry, but I can't help
+    you with that." / "I understand. I can't help you with that." / "I can't assist you with that."),
+    which no line-by-line comparison sees. The same measure and bounds as _echoed_lines; on the
+    real scenes of the judge's calibration it fails none that passed without it."""
+    found, seen = [], []
+    for line in lines:
+        for sentence in _sentences(line):
+            words = normal_line(sentence).split()
+            if len(words) < ECHO_WORDS:
+                continue
+            if _echoes(words, seen) >= ECHOES and line not in reported and sentence not in dict(found):
+                found.append((sentence, f"the sentence {_quote(sentence)} says an earlier one a third time"))
+            seen.append(words)
+    return found
+
+
+def _echoes(words: list[str], earlier: list[list[str]]) -> int:
+    """How many earlier word sequences hold ECHO_SHARE of these words, in order."""
+    from difflib import SequenceMatcher  # the standard library's longest-matching-blocks ratio
+
+    return sum(1 for other in earlier
+               if sum(block.size for block in SequenceMatcher(None, other, words, autojunk=False).get_matching_blocks())
+               / len(words) >= ECHO_SHARE)
+
+
+def _sentences(line: str) -> list[str]:
+    return [part for part in re.split(r"(?<=[.!?…])\s+", line) if part]
 
 
 def _same_openings(lines: list[str]) -> list[tuple[str, str]]:
@@ -415,7 +444,7 @@ def _same_openings(lines: list[str]) -> list[tuple[str, str]]:
     sentences = 0
     for line in lines:
         for sentence in re.split(r"(?<=[.!?])\s+", line):
-            words = _normal(sentence).split()
+            words = normal_line(sentence).split()
             if len(words) >= 3:
                 sentences += 1
                 openings[" ".join(words[:2])] += 1
@@ -446,6 +475,7 @@ def _find_loops(elements: list[Element], blocks: list[_Block], problems: list[st
     found += _repeated_phrases(lines, [loop for loop, _ in found])
     found += _stutters(lines)
     found += _echoed_lines(lines, [loop for loop, _ in found])
+    found += _echoed_sentences(lines, [loop for loop, _ in found])
     found += _same_openings(lines)
     found += _speaker_runs(blocks, elements)
     problems += [problem for _, problem in found[:_MAX_LISTED]]
@@ -454,13 +484,16 @@ def _find_loops(elements: list[Element], blocks: list[_Block], problems: list[st
     return [loop for loop, _ in found]
 
 
-def _normal(line: str) -> str:
-    """Case-folded, apostrophes dropped, other punctuation to spaces, whitespace collapsed."""
+def normal_line(line: str) -> str:
+    """A line as repetition is judged: case-folded, apostrophes dropped, other punctuation to
+    spaces, whitespace collapsed ("Stop—now!" and "stop now" are one line). The backend's
+    degeneration guard compares lines the same way, so what it lets through the judge does not
+    call a repeat."""
     line = re.sub(r"['’`]", "", line.casefold())
     return " ".join(re.sub(r"[^\w\s]|_", " ", line).split())
 
 
-_FUNCTION_TOKENS = frozenset(_normal(word) for word in _NOT_NAME_WORDS)  # "you're" as _normal writes it
+_FUNCTION_TOKENS = frozenset(normal_line(word) for word in _NOT_NAME_WORDS)  # "you're" as normal_line writes it
 
 
 # How often a line may come back before it reads as a loop, by its length in words. Measured on
@@ -470,10 +503,10 @@ _LINE_REPEATS = ((5, 2), (3, 3), (1, 4))  # (a line of at least this many words,
 
 
 def _repeated_lines(lines: list[str]) -> list[tuple[str, str]]:
-    counts = Counter(_normal(line) for line in lines)
+    counts = Counter(normal_line(line) for line in lines)
     first: dict[str, str] = {}
     for line in lines:
-        first.setdefault(_normal(line), line)
+        first.setdefault(normal_line(line), line)
     return [(first[key], f"the line {_quote(first[key])} repeats {count} times") for key, count in counts.items()
             if key and count >= _allowed_repeats(len(key.split()))]
 
@@ -484,7 +517,7 @@ def _allowed_repeats(words: int) -> int:
 
 def _repeated_phrases(lines: list[str], reported: list[str]) -> list[tuple[str, str]]:
     """Phrases said again and again across lines, the longest form of each, outside repeated lines."""
-    token_lines = [_normal(line).split() for line in lines]
+    token_lines = [normal_line(line).split() for line in lines]
     looping: dict[str, int] = {}
     size = 3
     while counts := {gram: count for gram, count in _ngram_counts(token_lines, size).items() if count >= 3}:
@@ -493,7 +526,7 @@ def _repeated_phrases(lines: list[str], reported: list[str]) -> list[tuple[str, 
         size += 1
     longest = [gram for gram, count in looping.items()
                if not any(gram != other and f" {gram} " in f" {other} " and looping[other] >= count for other in looping)]
-    reported_keys = [f" {_normal(line)} " for line in reported]
+    reported_keys = [f" {normal_line(line)} " for line in reported]
     kept: list[str] = []
     for gram in sorted(longest, key=lambda gram: (-len(gram.split()), -looping[gram])):
         if any(f" {gram} " in key for key in reported_keys) or any(_overlaps(gram, other) for other in kept):
@@ -504,17 +537,17 @@ def _repeated_phrases(lines: list[str], reported: list[str]) -> list[tuple[str, 
             for gram in kept for said in [_as_written(gram, lines)]]
 
 
-_TOKEN = re.compile(r"(?:[^\W_]|['’`])+")  # a word as _normal splits them, apostrophes kept
+_TOKEN = re.compile(r"(?:[^\W_]|['’`])+")  # a word as normal_line splits them, apostrophes kept
 
 
 def _as_written(gram: str, lines: list[str]) -> str:
     """A normalised phrase as the scene first wrote it ('ive got' -> "I've got")."""
     size = len(gram.split())
     for line in lines:
-        tokens = [match for match in _TOKEN.finditer(line) if _normal(match.group())]
+        tokens = [match for match in _TOKEN.finditer(line) if normal_line(match.group())]
         for start in range(len(tokens) - size + 1):
             window = tokens[start:start + size]
-            if " ".join(_normal(match.group()) for match in window) == gram:
+            if " ".join(normal_line(match.group()) for match in window) == gram:
                 return line[window[0].start():window[-1].end()]
     return gram
 
@@ -542,7 +575,7 @@ def _stutters(lines: list[str]) -> list[tuple[str, str]]:
     """A phrase said again straight after itself inside one line: 'a story about a story about a story'."""
     found = []
     for line in lines:
-        stutter = _stutter(_normal(line).split())
+        stutter = _stutter(normal_line(line).split())
         if stutter:
             said = _as_written(stutter, [line])
             found.append((said, f"{_quote(said)} repeats itself inside one line"))

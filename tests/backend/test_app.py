@@ -331,3 +331,17 @@ def test_closing_a_stream_cancels_its_row(faulty):
         assert app.state.scheduler.stats.cancelled == 1
         assert app.state.scheduler.engine.rows == []
         assert 'outcome="cancelled"' in httpx.get(f"{url}/metrics").text
+
+
+@pytest.mark.parametrize("value", ["false", "true"])
+def test_the_jump_forward_setting_reaches_the_engine(tiny_model_dir, monkeypatch, value):
+    from backend.serve import build_app
+    from config.settings import load_settings
+
+    monkeypatch.setenv("WRITERSROOM_BACKEND_JUMP_FORWARD", value)
+    app = build_app(load_settings(model={"generator": str(tiny_model_dir)}))
+    try:
+        assert app.state.scheduler.engine.jump_forward is (value == "true")
+    finally:
+        app.state.scheduler.close()
+        app.state.generator.adapters.stop_watcher()

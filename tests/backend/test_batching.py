@@ -289,6 +289,9 @@ def test_the_queue_timeout_counts_only_the_wait_for_a_place(fresh_generator):
     async def scenario():
         with running(fresh_generator, max_batch=1, batch_wait_ms=0, queue_timeout_s=0.3) as scheduler:
             first = ask(scheduler, "MAYA", SamplingParams(max_tokens=20))  # 1 s of work, admitted at once
+            deadline = time.monotonic() + 5  # on a busy machine the worker may take a moment to admit it
+            while scheduler.position(first) != 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
             second = ask(scheduler, "COLE", SamplingParams(max_tokens=5))  # waits behind it
             assert scheduler.position(second) == 1
             outcomes = await asyncio.gather(first.wait(), second.wait(), return_exceptions=True)

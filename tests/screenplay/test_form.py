@@ -247,7 +247,7 @@ def test_an_invalid_first_answer_is_retried_and_the_valid_second_returned(tmp_pa
     with session_scope(services.sessions) as session:
         parameters = generations.get_generation(session, generation_id=reply.generation_id).parameters
     assert parameters["attempts"] == 2 and parameters["validation"]["valid"]
-    assert parameters["validation"]["judge"] == "strict-v1" and parameters["constrained"] is True
+    assert parameters["validation"]["judge"] == "strict-v2" and parameters["constrained"] is True
     assert parameters["attempt_log"][0]["valid"] is False
     # Each request asked for the scene grammar (as vLLM takes it) and our degeneration guard.
     for request in backend.requests:

@@ -224,7 +224,7 @@ def test_length_outside_the_bounds_fails():
 def test_the_verdict_round_trips_through_json_and_scores_for_picking_the_best():
     verdict = judge((BAD_SCENES / "lighthouse_the_fire.fountain").read_text(encoding="utf-8"), "AGNES", "DEPUTY MARSH")
     data = json.loads(json.dumps(verdict.as_json()))
-    assert data["judge"] == "strict-v1" and set(data) == {f.name for f in fields(Verdict)} | {"judge"}
+    assert data["judge"] == "strict-v2" and set(data) == {f.name for f in fields(Verdict)} | {"judge"}
     assert Verdict.from_json(data) == verdict
     good = judge(GOOD_SCENE, "MAYA", "COLE")
     assert max([verdict, good], key=lambda v: v.score) is good

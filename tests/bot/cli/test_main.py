@@ -78,7 +78,7 @@ def test_dialogue_json_has_text_model_adapter_and_sources(indexed, generator_dir
     assert scene["sources"] and {"script_id", "title", "scene"} <= set(scene["sources"][0])
     # the strict judge's verdict rides along, whatever it is for 80 tokens of a 135M model
     verdict = scene["validation"]
-    assert verdict["judge"] == "strict-v1" and verdict["valid"] == scene["valid"]
+    assert verdict["judge"] == "strict-v2" and verdict["valid"] == scene["valid"]
     assert isinstance(verdict["problems"], list) and verdict["valid"] == (not verdict["problems"])
 
 
