@@ -45,6 +45,7 @@ from registry.versions import (
     list_versions,
     serving,
     validate_version_name,
+    write_adapter_version,
 )
 
 log = logging.getLogger(__name__)
@@ -290,6 +291,19 @@ class AdapterSet:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+
+
+def serve_from_scratch(generator: Any, registry: Path, sources: dict[str, Path], *, base_name: str) -> AdapterSet:
+    """Serve LoRA adapters (version -> PEFT directory) on ``generator``'s model from a registry of
+    their own, written afresh at ``registry``, every version loaded: how the training gate and the
+    scene benchmark run an adapter on the serving code path without touching the real registry."""
+    for version, source in sources.items():
+        write_adapter_version(registry, version, source=source, base_model=base_name)
+    adapters = AdapterSet(generator.model, registry=registry, base_name=base_name)
+    generator.attach_adapters(adapters)
+    for version in sources:
+        adapters.load(version)
+    return adapters
 
 
 class _Watcher(threading.Thread):

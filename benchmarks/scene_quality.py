@@ -197,16 +197,11 @@ def attach_adapter(generator, adapter_dir: Path, *, base_name: str) -> str:
     backend does, from a scratch registry; returns the model name requests ask for."""
     import tempfile
 
-    from backend.adapters import AdapterSet
-    from registry.versions import write_adapter_version
+    from backend.adapters import serve_from_scratch
 
     registry = Path(tempfile.mkdtemp(prefix="scene-quality-registry-"))
-    version = adapter_dir.name
-    write_adapter_version(registry, version, source=adapter_dir, base_model=base_name)
-    adapters = AdapterSet(generator.model, registry=registry, base_name=base_name)
-    generator.attach_adapters(adapters)
-    adapters.load(version)
-    return version
+    serve_from_scratch(generator, registry, {adapter_dir.name: adapter_dir}, base_name=base_name)
+    return adapter_dir.name
 
 
 def machine() -> str:

@@ -413,13 +413,14 @@ def _echoed_sentences(lines: list[str], reported: list[str]) -> list[tuple[str, 
     you with that." / "I understand. I can't help you with that." / "I can't assist you with that."),
     which no line-by-line comparison sees. The same measure and bounds as _echoed_lines; on the
     real scenes of the judge's calibration it fails none that passed without it."""
-    found, seen = [], []
+    found, named, seen = [], set(), []
     for line in lines:
         for sentence in _sentences(line):
             words = normal_line(sentence).split()
             if len(words) < ECHO_WORDS:
                 continue
-            if _echoes(words, seen) >= ECHOES and line not in reported and sentence not in dict(found):
+            if _echoes(words, seen) >= ECHOES and line not in reported and sentence not in named:
+                named.add(sentence)
                 found.append((sentence, f"the sentence {_quote(sentence)} says an earlier one a third time"))
             seen.append(words)
     return found

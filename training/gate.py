@@ -154,23 +154,18 @@ def run_gate(settings: Any, *, model_dir: Path, base_name: str, candidate_dir: P
 
 def evaluate_models(setup: EvalSetup) -> tuple[Scores, Scores]:
     """(candidate, serving) scores; loads the base model once with both adapters in it."""
-    from backend.adapters import AdapterSet
+    from backend.adapters import serve_from_scratch
     from backend.generator import ChatGenerator
-    from registry.versions import write_adapter_version
 
     registry = setup.work_dir / SCRATCH_REGISTRY
     shutil.rmtree(registry, ignore_errors=True)  # a killed run's leftovers
-    write_adapter_version(registry, CANDIDATE, source=setup.candidate_dir, base_model=setup.base_name)
+    sources = {CANDIDATE: setup.candidate_dir}
     serving_version = None
     if setup.serving_dir is not None:
         serving_version = Path(setup.serving_dir).name
-        write_adapter_version(registry, serving_version, source=setup.serving_dir, base_model=setup.base_name)
+        sources[serving_version] = setup.serving_dir
     generator = ChatGenerator(setup.base_model_dir, name=setup.base_name, device=setup.device)
-    adapters = AdapterSet(generator.model, registry=registry, base_name=setup.base_name)
-    generator.attach_adapters(adapters)
-    adapters.load(CANDIDATE)
-    if serving_version:
-        adapters.load(serving_version)
+    adapters = serve_from_scratch(generator, registry, sources, base_name=setup.base_name)
     try:
         models = [(CANDIDATE, CANDIDATE), (serving_version, setup.serving_label)]
         perplexities = {label: (perplexity(generator, adapters, version, setup.validation_chats,
