@@ -27,9 +27,13 @@ import random
 import re
 import sys
 from collections import defaultdict
-from pathlib import Path
 
-SAMPLES_DIR = Path(__file__).with_name("samples") / "scene_quality"
+from scene_quality import (  # the runs this compares, where and as that script keeps them
+    SAMPLES_DIR,
+    run_files,
+    run_label,
+)
+
 SHEET = SAMPLES_DIR / "preference_sheet.md"
 KEY = SAMPLES_DIR / "preference_key.json"
 CHOICES = SAMPLES_DIR / "preference_choices.txt"
@@ -40,7 +44,7 @@ CHOICE_LINE = re.compile(r"^\s*(\d+)\s+([AB=])(?:\s+(.*))?$")
 def load_runs(patterns: list[str]) -> list[dict]:
     runs = []
     for pattern in patterns:
-        found = sorted(SAMPLES_DIR.glob(pattern + ".json"))
+        found = run_files([pattern])
         if len(found) != 1:
             raise SystemExit(f"{pattern!r} names {len(found)} runs in {SAMPLES_DIR}; it must name one")
         runs.append(json.loads(found[0].read_text()))
@@ -66,18 +70,15 @@ def sheet(args: argparse.Namespace) -> None:
     key = {}
     for number, (index, left, right) in enumerate(pairs, 1):
         prompt = runs[left]["rows"][index]["prompt"]
-        key[str(number)] = {"prompt_index": index, "A": label(runs[left]), "B": label(runs[right])}
+        key[str(number)] = {"prompt_index": index, "A": run_label(runs[left]["meta"]),
+                            "B": run_label(runs[right]["meta"])}
         lines += [f"## Pair {number}", "", f"Request: {prompt}", ""]
         for side, run in (("A", runs[left]), ("B", runs[right])):
             lines += [f"### {side}", "", "```", run["rows"][index]["text"].strip(), "```", ""]
     SHEET.write_text("\n".join(lines))
-    KEY.write_text(json.dumps({"runs": [label(run) for run in runs], "prompts": prompts, "seed": args.seed,
+    KEY.write_text(json.dumps({"runs": [run_label(run["meta"]) for run in runs], "prompts": prompts, "seed": args.seed,
                                "pairs": key}, indent=1) + "\n")
     print(f"{len(pairs)} pairs over {len(prompts)} prompts: {SHEET} (key apart: {KEY})")
-
-
-def label(run: dict) -> str:
-    return f"{run['meta']['model']}__{run['meta']['config']}"
 
 
 def read_choices(text: str, pairs: int) -> dict[str, tuple[str, str]]:

@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> None:
             "torch_threads": torch.get_num_threads(), "forward_passes": chat.scheduler.engine.forward_passes,
             "judge": JUDGE}
     SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
-    path = SAMPLES_DIR / f"{args.model}__{label}.json"
+    path = SAMPLES_DIR / f"{run_label(meta)}.json"
     path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False) + "\n")
     print(json.dumps(summary(meta, rows), indent=1))
     print(f"wrote {path}")
@@ -225,7 +225,13 @@ def summary(meta: dict, rows: list[dict]) -> dict:
         "median_fluency_ppl": round(statistics.median(fluency), 1) if fluency else None,
         # "*": judged again after the run (rejudge): "within one retry" is then a lower bound
         "judge": meta.get("judge", "strict-v1") + ("*" if meta.get("rejudged") else ""),
+        "run": run_label(meta),
     }
+
+
+def run_label(meta: dict) -> str:
+    """A run's name, as its file is named and benchmarks/preference.py keys it: model__config."""
+    return f"{meta['model']}__{meta['config']}"
 
 
 # -- fluency ------------------------------------------------------------------------------
@@ -294,7 +300,8 @@ def rejudge(args: argparse.Namespace) -> None:
         for row in data["rows"]:
             requested = list(parse_dialogue_request(row["prompt"]).characters)
             if len(requested) < 2:  # the model named the rest before the scene: the cues it was held to
-                requested += [cue for cue in row["validation"]["cues"] if cue not in {r.upper() for r in requested}]
+                asked = {name.upper() for name in requested}
+                requested += [cue for cue in row["validation"]["cues"] if cue not in asked]
             verdict = judge_scene(row["text"], requested=requested)
             first_is_kept = row["attempts"] == 1
             row["valid_first"] = row["valid_first"] and (verdict.valid if first_is_kept else True)
@@ -341,7 +348,7 @@ def report(args: argparse.Namespace) -> None:
         lines.append(f"| {row['model']} | {row['config']} | {row['prompts']} | {row['valid_first_pct']}% | "
                      f"{row['valid_within_one_retry_pct']}% | {row['looping_final_pct']}% | {row['retries']} | "
                      f"{row['median_s_per_scene']} | {row['tokens_per_s']} | {row['s_per_valid_scene']} | "
-                     f"{row['median_fluency_ppl']} | {share(preferred.get(row['model'] + '__' + row['config']))} | "
+                     f"{row['median_fluency_ppl']} | {share(preferred.get(row['run']))} | "
                      f"{row['judge']} |")
     text = "\n".join(lines) + "\n"
     print(text)
@@ -370,7 +377,7 @@ def plot(rows: list[dict], path: Path, preferred: dict[str, float] | None = None
     if preferred:
         panels.append(("preferred_pct", "blind pairwise preference: comparisons won (%)", None))
         for row in shown:
-            share_won = preferred.get(f"{row['model']}__{row['config']}")
+            share_won = preferred.get(row["run"])
             row["preferred_pct"] = None if share_won is None else 100 * share_won
     figure, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
     for axis, (key, label, target) in zip(axes[0], panels):
@@ -406,6 +413,11 @@ def write_samples(run: dict) -> None:
     (SAMPLES_DIR / f"{meta['model']}.md").write_text("\n".join(lines))
 
 
+def add_runs_argument(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("--runs", nargs="*", default=None,
+                        help=f"Glob patterns of run names (model__config) to {verb}; default: all.")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -427,15 +439,12 @@ def main(argv: list[str] | None = None) -> None:
     fluency_parser = commands.add_parser("fluency", help="Score every run's scenes under a reference model.")
     fluency_parser.add_argument("--reference", default="qwen2.5-coder-1.5b-instruct")
     fluency_parser.add_argument("--reference-dir", type=Path, default=None)
-    fluency_parser.add_argument("--runs", nargs="*", default=None,
-                                help="Glob patterns of run names (model__config) to score; default: all.")
+    add_runs_argument(fluency_parser, "score")
     rejudge_parser = commands.add_parser("rejudge", help="Judge runs made under an earlier judge again.")
-    rejudge_parser.add_argument("--runs", nargs="*", default=None,
-                                help="Glob patterns of run names (model__config); default: all.")
+    add_runs_argument(rejudge_parser, "judge again")
     report_parser = commands.add_parser("report", help="Append the table and plot to RESULTS.md; write samples.")
     report_parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
-    report_parser.add_argument("--runs", nargs="*", default=None,
-                               help="Glob patterns of run names (model__config) to report; default: all.")
+    add_runs_argument(report_parser, "report")
     report_parser.add_argument("--samples-config", default="constrained-8speeches",
                                help="The configuration whose scenes go to <model>.md for people to read.")
     report_parser.add_argument("--chart", type=Path, default=Path(__file__).with_name("scene_quality.png"))
